@@ -1,0 +1,41 @@
+# OneTimeShare. `make run` serves the app on http://127.0.0.1:8000, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := cd django_backend && ../$(BIN)/python manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run migrate test lint format bench clean
+
+# The virtualenv is rebuilt whenever the pinned requirements change.
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	$(MANAGE) migrate --noinput
+
+run: migrate
+	$(MANAGE) runserver $(HOST):$(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install lint
+	bash scripts/test.sh
+
+bench: install
+	$(BIN)/python bench/transfer.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,249 @@
+"""JSON API v1 (shared/design.md §4), with its OpenAPI document at /api/v1/openapi.json.
+
+django-ninja validates types and writes the document; ranges are checked by the service,
+so the API and the upload page share one set of rules. Every error, ours or the
+framework's, leaves as `{"error": {"code": ..., "message": ...}}`.
+"""
+
+import json
+from datetime import datetime
+
+from django.http import HttpRequest, HttpResponse
+from ninja import File, Form, NinjaAPI, Path, Schema, UploadedFile
+from ninja.errors import HttpError, ValidationError
+
+from apps.common.errors import error_response, share_error_response
+
+from . import services
+from .downloads import share_file_response
+from .exceptions import InvalidShareOption, ShareError
+from .links import manage_url, share_url
+from .models import Share
+from .tokens import share_token_for
+from .uploads import spool_request_body
+
+api = NinjaAPI(
+    title="OneTimeShare API",
+    version="1",
+    description=(
+        "Upload a file, get a link that works a set number of times, then the file is gone."
+    ),
+    urls_namespace="api-v1",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+class ShareMetaOut(Schema):
+    """What a recipient may see before downloading."""
+
+    name: str
+    size: int
+    sha256: str
+    content_type: str
+    expires_at: datetime
+    downloads_remaining: int
+    password_required: bool
+
+
+class ShareOut(ShareMetaOut):
+    """The sender's view of a share, with both links."""
+
+    token: str
+    url: str
+    manage_token: str
+    manage_url: str
+    max_downloads: int
+    downloads: int
+    status: str
+    created_at: datetime
+    consumed_at: datetime | None
+    revoked_at: datetime | None
+
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut}
+
+
+def _share_out(request: HttpRequest, share: Share, manage_token: str) -> dict:
+    share_token = share_token_for(manage_token)
+    return {
+        "token": share_token,
+        "url": share_url(request, share_token),
+        "manage_token": manage_token,
+        "manage_url": manage_url(request, manage_token),
+        "name": share.name,
+        "size": share.size,
+        "sha256": share.sha256,
+        "content_type": share.content_type,
+        "created_at": share.created_at,
+        "expires_at": share.expires_at,
+        "max_downloads": share.max_downloads,
+        "downloads": share.downloads,
+        "downloads_remaining": share.downloads_remaining,
+        "password_required": share.password_required,
+        "status": share.status,
+        "consumed_at": share.consumed_at,
+        "revoked_at": share.revoked_at,
+    }
+
+
+@api.exception_handler(ShareError)
+def _share_error(request: HttpRequest, exc: ShareError) -> HttpResponse:
+    return share_error_response(request, exc)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    problems = []
+    for error in exc.errors:
+        field = str(error.get("loc", ["request"])[-1])
+        problems.append(f"{field}: {error.get('msg', 'is invalid')}")
+    return error_response(request, status=400, code="invalid", message="; ".join(problems))
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    code = {400: "invalid", 404: "not_found", 405: "invalid"}.get(exc.status_code, "invalid")
+    return error_response(request, status=exc.status_code, code=code, message=str(exc))
+
+
+@api.post(
+    "/shares",
+    response={201: ShareOut, 413: ErrorOut, **ERRORS},
+    summary="Upload a file (multipart)",
+)
+def create_share(
+    request: HttpRequest,
+    file: File[UploadedFile],
+    expires_in: Form[int | None] = None,
+    max_downloads: Form[int] = 1,
+    password: Form[str] = "",
+):
+    """`expires_in` in seconds (default DEFAULT_EXPIRES_IN), `max_downloads` 1 to 100."""
+    created = services.share_create(
+        file=file,
+        content_type=file.content_type,
+        expires_in=expires_in,
+        max_downloads=max_downloads,
+        password=password,
+    )
+    return 201, _share_out(request, created.share, created.manage_token)
+
+
+@api.put(
+    "/shares/{key}",
+    response={201: ShareOut, 413: ErrorOut, **ERRORS},
+    summary="Upload a file as the raw request body (curl -T FILE URL/)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+def put_share(
+    request: HttpRequest,
+    key: Path[str],
+    expires_in: int | None = None,
+    max_downloads: int = 1,
+    password: str = "",
+):
+    """`key` is the file's name, as `curl -T FILE URL/` appends it. The body is the file,
+    streamed to disk as it arrives; options are query parameters."""
+    filename = key
+    # Check the options before reading a possibly large body.
+    services.validate_share_options(
+        expires_in=expires_in,
+        max_downloads=max_downloads,
+        password=password,
+    )
+    content_type = request.META.get("CONTENT_TYPE", "")
+    file = spool_request_body(request, name=filename, content_type=content_type)
+    try:
+        created = services.share_create(
+            file=file,
+            name=filename,
+            content_type=content_type,
+            expires_in=expires_in,
+            max_downloads=max_downloads,
+            password=password,
+        )
+    finally:
+        file.close()
+    return 201, _share_out(request, created.share, created.manage_token)
+
+
+# Same path as the PUT above: one URL pattern, two methods.
+@api.get("/shares/{key}", response={200: ShareMetaOut, **ERRORS}, summary="Public metadata")
+def get_share(request: HttpRequest, key: Path[str]):
+    """`key` is the share token. Never counts as a download."""
+    return services.share_get(share_token=key)
+
+
+def _password_from(request: HttpRequest) -> str:
+    if request.content_type == "application/json":
+        try:
+            payload = json.loads(request.body or b"{}")
+        except ValueError:
+            raise InvalidShareOption("body", "is not valid JSON.") from None
+        password = payload.get("password", "") if isinstance(payload, dict) else ""
+        if not isinstance(password, str):
+            raise InvalidShareOption("password", "must be a string.")
+        return password
+    return request.POST.get("password", "")
+
+
+@api.post(
+    "/shares/{token}/download",
+    response={200: None, **ERRORS},
+    summary="Claim one download and receive the bytes",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"password": {"type": "string"}}}
+                },
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": {"password": {"type": "string"}}}
+                },
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The file, as an attachment",
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    },
+)
+def download_share(request: HttpRequest, token: str):
+    """Counts as a download the moment it starts. 401/403 on a missing or wrong password
+    consume nothing."""
+    share = services.share_claim(share_token=token, password=_password_from(request))
+    return share_file_response(share)
+
+
+@api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")
+def get_managed_share(request: HttpRequest, manage_token: str):
+    share = services.share_get_for_manage(manage_token=manage_token)
+    return _share_out(request, share, manage_token)
+
+
+@api.delete("/manage/{manage_token}", response={204: None, **ERRORS}, summary="Revoke and purge")
+def revoke_share(request: HttpRequest, manage_token: str):
+    services.share_revoke(manage_token=manage_token)
+    return 204, None

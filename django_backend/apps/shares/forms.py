@@ -1,0 +1,52 @@
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+from django.utils.timesince import timeuntil
+
+EXPIRY_PRESETS = [300, 3600, 86400, 7 * 86400]
+
+
+def _describe_seconds(seconds: int) -> str:
+    now = timezone.now()
+    return timeuntil(now + timedelta(seconds=seconds), now)
+
+
+def expiry_choices() -> list[tuple[int, str]]:
+    """The presets that lie within the server's limits, plus the default."""
+    seconds = {s for s in EXPIRY_PRESETS if settings.MIN_EXPIRES_IN <= s <= settings.MAX_EXPIRES_IN}
+    seconds.add(settings.DEFAULT_EXPIRES_IN)
+    return [(s, _describe_seconds(s)) for s in sorted(seconds)]
+
+
+class ShareForm(forms.Form):
+    """The upload page. Ranges are checked again by the service (the API shares them)."""
+
+    file = forms.FileField(
+        allow_empty_file=True,
+        error_messages={"required": "Choose a file to share."},
+    )
+    expires_in = forms.TypedChoiceField(coerce=int, label="Expires after")
+    max_downloads = forms.IntegerField(
+        min_value=1,
+        max_value=settings.MAX_DOWNLOADS_LIMIT,
+        initial=1,
+        label="Downloads allowed",
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Optional. The recipient must type it before downloading.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["expires_in"].choices = expiry_choices()
+        self.fields["expires_in"].initial = settings.DEFAULT_EXPIRES_IN
+
+
+class DownloadForm(forms.Form):
+    password = forms.CharField(required=False, strip=False, widget=forms.PasswordInput)

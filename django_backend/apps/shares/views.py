@@ -1,0 +1,126 @@
+"""The HTML pages: upload, the recipient's landing page and download, the sender's page.
+
+Thin: each parses its input, calls one service and turns the result or the exception into
+a response.
+"""
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from apps.common.decorators import secret_url
+from apps.common.errors import share_error_response
+
+from . import services
+from .downloads import share_file_response
+from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
+from .forms import DownloadForm, ShareForm
+from .links import manage_url, share_url
+from .models import Share
+from .tokens import share_token_for
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    status = 200
+    if request.method == "POST":
+        form = ShareForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                created = services.share_create(
+                    file=form.cleaned_data["file"],
+                    content_type=form.cleaned_data["file"].content_type,
+                    expires_in=form.cleaned_data["expires_in"],
+                    max_downloads=form.cleaned_data["max_downloads"],
+                    password=form.cleaned_data["password"],
+                )
+            except InvalidShareOption as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except ShareError as exc:
+                return share_error_response(request, exc)
+            else:
+                return _see_other(reverse("shares:manage", args=[created.manage_token]))
+        status = 400
+    else:
+        form = ShareForm()
+    context = {"form": form, "max_upload_size": settings.MAX_UPLOAD_SIZE}
+    return render(request, "shares/upload.html", context, status=status)
+
+
+def _landing(
+    request: HttpRequest, share: Share, form: DownloadForm, status: int = 200
+) -> HttpResponse:
+    return render(request, "shares/landing.html", {"share": share, "form": form}, status=status)
+
+
+# The Download form is authorized by the secret in its own URL, and the page's no-referrer
+# policy makes browsers send `Origin: null`, which the CSRF check would reject.
+@csrf_exempt
+@secret_url
+@require_http_methods(["GET", "HEAD", "POST"])
+def landing(request: HttpRequest, share_token: str) -> HttpResponse:
+    """GET/HEAD show the file and never count; POST claims one download and streams it."""
+    if request.method == "POST":
+        return download(request, share_token)
+    try:
+        share = services.share_get(share_token=share_token)
+    except ShareError as exc:
+        return share_error_response(request, exc)
+    return _landing(request, share, DownloadForm())
+
+
+def download(request: HttpRequest, share_token: str) -> HttpResponse:
+    form = DownloadForm(request.POST)
+    try:
+        share = services.share_claim(
+            share_token=share_token, password=form.data.get("password", "")
+        )
+        return share_file_response(share)
+    except (PasswordRequired, WrongPassword) as exc:
+        # Nothing was consumed: show the page again with the message, as a 403.
+        form.add_error("password", exc.message)
+        try:
+            share = services.share_get(share_token=share_token)
+        except ShareError as gone:
+            return share_error_response(request, gone)
+        return _landing(request, share, form, status=403)
+    except ShareError as exc:
+        return share_error_response(request, exc)
+
+
+@secret_url
+@require_safe
+def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
+    try:
+        share = services.share_get_for_manage(manage_token=manage_token)
+    except ShareError as exc:
+        return share_error_response(request, exc)
+    context = {
+        "share": share,
+        "share_url": share_url(request, share_token_for(manage_token)),
+        "manage_url": manage_url(request, manage_token),
+        "revoke_path": reverse("shares:revoke", args=[manage_token]),
+        "refresh_seconds": 15 if share.is_available else None,
+    }
+    return render(request, "shares/manage.html", context)
+
+
+# Authorized by the manage token in the URL; see `landing` for why CSRF does not apply.
+@csrf_exempt
+@secret_url
+@require_POST
+def revoke(request: HttpRequest, manage_token: str) -> HttpResponse:
+    try:
+        services.share_revoke(manage_token=manage_token)
+    except ShareError as exc:
+        return share_error_response(request, exc)
+    return _see_other(reverse("shares:manage", args=[manage_token]))

@@ -1,0 +1,42 @@
+"""Fixtures shared by every app's tests.
+
+Files go to a fresh MEDIA_ROOT and upload temp directory per test, so a test can assert
+exactly what is left on disk.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+
+from apps.shares import services
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    upload_tmp = tmp_path / "upload-tmp"
+    upload_tmp.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(upload_tmp)
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def upload_tmp(settings) -> Path:
+    """The directory where uploads are spooled while they stream in."""
+    return Path(settings.FILE_UPLOAD_TEMP_DIR)
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def make_share(db) -> Callable[..., services.CreatedShare]:
+    """Create a share through the service, as an upload would."""
+
+    def make(content: bytes = b"hello, world\n", name: str = "hello.txt", **options):
+        return services.share_create(file=ContentFile(content, name=name), **options)
+
+    return make

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.common import views as common_views
+from apps.shares.api import api
+
+urlpatterns = [
+    path("", include("apps.shares.urls")),
+    path("api/v1/", api.urls),
+    path("health/", common_views.health, name="health"),
+    path("health/ready/", common_views.ready, name="ready"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "apps.common.views.bad_request"
+handler403 = "apps.common.views.permission_denied"
+handler404 = "apps.common.views.page_not_found"
+handler500 = "apps.common.views.server_error"
