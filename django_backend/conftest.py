@@ -14,6 +14,15 @@ from apps.shares import services
 
 
 @pytest.fixture(autouse=True)
+def plain_static_files(settings) -> None:
+    # The manifest storage needs `collectstatic`; pages under test only need the URLs.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path: Path) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
     upload_tmp = tmp_path / "upload-tmp"

@@ -111,6 +111,12 @@ try:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 except (ImproperlyConfigured, ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+SUPPORTED_DATABASES = {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
+if DATABASES["default"]["ENGINE"] not in SUPPORTED_DATABASES:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a postgres:// or sqlite:/// URL, "
+        f"got one for {DATABASES['default']['ENGINE']!r}."
+    )
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work from a fresh checkout: make the database's folder.

@@ -1,0 +1,159 @@
+import hashlib
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.hashers import identify_hasher
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from apps.shares import services
+from apps.shares.exceptions import (
+    InvalidShareOption,
+    PasswordRequired,
+    ShareGone,
+    ShareNotFound,
+    WrongPassword,
+)
+from apps.shares.models import Share
+from apps.shares.tokens import share_token_for, token_hash
+from conftest import stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_stores_the_bytes_under_a_random_name_with_their_sha256(make_share, media_root):
+    created = make_share(b"payload", name="report.pdf")
+
+    share = created.share
+    assert share.name == "report.pdf"
+    assert share.size == 7
+    assert share.sha256 == hashlib.sha256(b"payload").hexdigest()
+    assert share.content_type == "application/pdf"
+    assert "report" not in share.storage_name
+    assert (media_root / share.storage_name).read_bytes() == b"payload"
+    assert created.share_token == share_token_for(created.manage_token)
+    assert share.share_token_hash == token_hash(created.share_token)
+    assert share.manage_token_hash == token_hash(created.manage_token)
+
+
+def test_create_uses_the_default_lifetime_and_one_download(make_share, settings):
+    settings.DEFAULT_EXPIRES_IN = 3600
+    before = timezone.now()
+
+    share = make_share().share
+
+    assert share.max_downloads == 1
+    assert before + timedelta(seconds=3600) <= share.expires_at
+    assert share.expires_at <= timezone.now() + timedelta(seconds=3600)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_downloads": 0}, "max_downloads"),
+        ({"max_downloads": 101}, "max_downloads"),
+        ({"expires_in": 59}, "expires_in"),
+        ({"expires_in": 7 * 86400 + 1}, "expires_in"),
+        ({"password": "x" * 1025}, "password"),
+    ],
+)
+def test_create_refuses_options_out_of_range_and_stores_nothing(
+    make_share, media_root, options, field
+):
+    with pytest.raises(InvalidShareOption) as excinfo:
+        make_share(**options)
+
+    assert excinfo.value.field == field
+    assert Share.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_password_is_stored_as_an_argon2_hash(make_share):
+    share = make_share(password="correct horse").share
+
+    assert identify_hasher(share.password).algorithm == "argon2"
+    assert "correct horse" not in share.password
+
+
+def test_claim_counts_and_the_last_one_marks_the_share_consumed(make_share):
+    created = make_share(max_downloads=2)
+
+    first = services.share_claim(share_token=created.share_token)
+    assert (first.downloads, first.consumed_at, first.status) == (1, None, "active")
+
+    second = services.share_claim(share_token=created.share_token)
+    assert second.downloads == 2
+    assert second.consumed_at is not None
+    assert second.status == "consumed"
+
+    with pytest.raises(ShareGone):
+        services.share_claim(share_token=created.share_token)
+    assert Share.objects.get().downloads == 2
+
+
+def test_claim_with_an_unknown_token_is_not_found(db):
+    with pytest.raises(ShareNotFound):
+        services.share_claim(share_token="A" * 22)
+
+
+def test_missing_or_wrong_password_consumes_nothing(make_share):
+    created = make_share(password="s3cret")
+
+    with pytest.raises(PasswordRequired):
+        services.share_claim(share_token=created.share_token)
+    with pytest.raises(WrongPassword):
+        services.share_claim(share_token=created.share_token, password="guess")
+    assert Share.objects.get().downloads == 0
+
+    assert services.share_claim(share_token=created.share_token, password="s3cret").downloads == 1
+
+
+def test_expired_share_is_gone_before_any_cleanup_runs(make_share):
+    created = make_share(expires_in=60)
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        with pytest.raises(ShareGone):
+            services.share_get(share_token=created.share_token)
+        with pytest.raises(ShareGone):
+            services.share_claim(share_token=created.share_token)
+        assert Share.objects.expired().count() == 1
+        assert Share.objects.active().count() == 0
+    assert Share.objects.get().downloads == 0
+
+
+def test_revoke_ends_the_share_and_deletes_its_bytes(make_share, media_root):
+    created = make_share()
+
+    share = services.share_revoke(manage_token=created.manage_token)
+
+    assert share.status == "revoked"
+    assert share.purged_at is not None
+    assert stored_files(media_root) == []
+    with pytest.raises(ShareGone):
+        services.share_claim(share_token=created.share_token)
+    # Revoking again changes nothing and does not fail.
+    assert services.share_revoke(manage_token=created.manage_token).revoked_at == share.revoked_at
+
+
+def test_purge_never_deletes_the_bytes_of_an_available_share(make_share, media_root):
+    share = make_share().share
+
+    assert services.share_purge(share_id=share.pk) is False
+    assert (media_root / share.storage_name).exists()
+
+
+def test_purge_is_idempotent_once_the_bytes_are_gone(make_share, media_root):
+    created = make_share()
+    services.share_claim(share_token=created.share_token)
+
+    assert services.share_purge(share_id=created.share.pk) is True
+    assert services.share_purge(share_id=created.share.pk) is False
+    assert stored_files(media_root) == []
+
+
+def test_create_from_a_file_without_a_precomputed_hash_hashes_it(db):
+    content = b"a" * 200_000
+    created = services.share_create(file=ContentFile(content, name="big.bin"))
+
+    assert created.share.sha256 == hashlib.sha256(content).hexdigest()

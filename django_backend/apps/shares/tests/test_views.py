@@ -1,0 +1,190 @@
+"""The HTML pages: upload, landing, download, manage, revoke."""
+
+import hashlib
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from apps.shares.models import Share
+from conftest import stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_secret_page_headers(response) -> None:
+    assert "no-store" in response.headers["Cache-Control"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_upload_page_is_a_plain_multipart_form(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'enctype="multipart/form-data"' in html
+    for field in ("file", "expires_in", "max_downloads", "password", "csrfmiddlewaretoken"):
+        assert f'name="{field}"' in html
+
+
+def test_upload_redirects_303_to_the_manage_page_that_shows_the_link(client, media_root):
+    response = client.post(
+        "/",
+        {
+            "file": SimpleUploadedFile("notes.txt", b"some notes"),
+            "expires_in": "3600",
+            "max_downloads": "2",
+            "password": "",
+        },
+    )
+
+    assert response.status_code == 303
+    manage_path = response.headers["Location"]
+    assert re.fullmatch(r"/m/[A-Za-z0-9_-]{43}", manage_path)
+    share = Share.objects.get()
+    assert (share.name, share.size, share.max_downloads) == ("notes.txt", 10, 2)
+    assert (media_root / share.storage_name).read_bytes() == b"some notes"
+
+    page = client.get(manage_path)
+    assert page.status_code == 200
+    assert_secret_page_headers(page)
+    html = page.content.decode()
+    share_link = re.search(r"http://testserver/s/[A-Za-z0-9_-]{22}", html).group(0)
+    assert "Revoke" in html
+    assert "active" in html
+    assert client.get(share_link.removeprefix("http://testserver")).status_code == 200
+
+
+def test_upload_form_errors_rerender_the_form_with_400(client):
+    response = client.post("/", {"expires_in": "3600", "max_downloads": "0"})
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Choose a file to share." in html
+    assert "greater than or equal to 1" in html
+    assert Share.objects.count() == 0
+
+
+def test_upload_form_keeps_csrf_protection(media_root):
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post("/", {"file": SimpleUploadedFile("a.txt", b"a"), "max_downloads": 1})
+
+    assert response.status_code == 403
+    assert Share.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_opening_the_link_never_counts_as_a_download(client, make_share, method):
+    created = make_share(b"preview me", name="photo.jpg")
+
+    for _ in range(5):
+        response = getattr(client, method)(f"/s/{created.share_token}")
+        assert response.status_code == 200
+        assert_secret_page_headers(response)
+
+    assert Share.objects.get().downloads == 0
+
+
+def test_landing_page_shows_what_the_file_is(client, make_share):
+    created = make_share(b"abc", name="photo.jpg", max_downloads=3)
+
+    html = client.get(f"/s/{created.share_token}").content.decode()
+
+    assert "photo.jpg" in html
+    assert hashlib.sha256(b"abc").hexdigest() in html
+    assert "3 bytes" in html
+    assert "Downloads left" in html
+    assert '<form method="post">' in html
+    assert 'name="password"' not in html
+
+
+def test_download_streams_an_attachment_then_the_link_answers_410(client, make_share, media_root):
+    created = make_share(b"<html><script>alert(1)</script></html>", name="page.html")
+
+    response = client.post(f"/s/{created.share_token}")
+
+    assert response.status_code == 200
+    assert response.streaming
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"].startswith("sandbox")
+    assert response.headers["Content-Length"] == str(created.share.size)
+    assert b"".join(response.streaming_content) == b"<html><script>alert(1)</script></html>"
+    # The test client closes the response once its content is read, as a WSGI server does:
+    # the bytes of the last download are deleted then.
+    assert stored_files(media_root) == []
+    assert Share.objects.get().purged_at is not None
+
+    again = client.post(f"/s/{created.share_token}")
+    assert again.status_code == 410
+    assert "Gone" in again.content.decode()
+    assert client.get(f"/s/{created.share_token}").status_code == 410
+
+
+def test_download_form_works_when_the_browser_sends_origin_null(make_share):
+    # Under Referrer-Policy: no-referrer a browser posts the form with `Origin: null`;
+    # the form is authorized by the token in its URL, not by CSRF.
+    created = make_share(b"bytes")
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post(f"/s/{created.share_token}", HTTP_ORIGIN="null")
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"bytes"
+
+
+def test_wrong_or_missing_password_shows_a_403_page_and_consumes_nothing(client, make_share):
+    created = make_share(b"locked", password="open sesame")
+    url = f"/s/{created.share_token}"
+    assert 'name="password"' in client.get(url).content.decode()
+
+    missing = client.post(url)
+    wrong = client.post(url, {"password": "guess"})
+
+    assert missing.status_code == 403
+    assert wrong.status_code == 403
+    assert "The password is wrong." in wrong.content.decode()
+    assert_secret_page_headers(wrong)
+    assert Share.objects.get().downloads == 0
+    right = client.post(url, {"password": "open sesame"})
+    assert right.status_code == 200
+    assert b"".join(right.streaming_content) == b"locked"
+
+
+def test_unknown_and_malformed_tokens_get_the_404_page(client):
+    assert client.get("/s/" + "A" * 22).status_code == 404
+    assert client.get("/s/short").status_code == 404
+    assert client.get("/m/" + "A" * 43).status_code == 404
+    response = client.post("/s/" + "A" * 22)
+    assert response.status_code == 404
+    assert "OneTimeShare" in response.content.decode()
+
+
+def test_revoke_redirects_303_and_the_link_is_gone(client, make_share, media_root):
+    created = make_share()
+
+    response = client.post(f"/m/{created.manage_token}/revoke", HTTP_ORIGIN="null")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/m/{created.manage_token}"
+    assert stored_files(media_root) == []
+    assert client.get(f"/s/{created.share_token}").status_code == 410
+    page = client.get(f"/m/{created.manage_token}").content.decode()
+    assert "revoked" in page
+    assert "Revoke and delete" not in page
+
+
+def test_manage_page_refreshes_itself_only_while_the_share_is_active(client, make_share):
+    created = make_share()
+    assert 'http-equiv="refresh"' in client.get(f"/m/{created.manage_token}").content.decode()
+
+    b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+
+    html = client.get(f"/m/{created.manage_token}").content.decode()
+    assert 'http-equiv="refresh"' not in html
+    assert "consumed" in html
+    assert "1 of 1" in html
