@@ -32,6 +32,11 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; empty items (as in `NAME=`) are dropped."""
+    return [item.strip() for item in env.list(name, default=default) if item.strip()]
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = env.str(name, default="1" if default else "0").strip().lower()
     if raw in {"1", "true", "yes", "on"}:
@@ -53,8 +58,8 @@ if not SECRET_KEY:
     # Development only: a fixed, clearly insecure key so that sessions survive restarts.
     SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
@@ -160,7 +165,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VAR_DIR / "media")
 MEDIA_URL = None  # uploads are never served as static files; downloads go through the claim.
 
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
@@ -177,7 +182,7 @@ STORAGES = {
 # MAX_UPLOAD_SIZE and always spools it to a temporary file (never to memory).
 MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_SIZE", 1024**3, minimum=1)
 FILE_UPLOAD_HANDLERS = ["apps.shares.uploads.ShareUploadHandler"]
-FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=None)
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or None
 FILE_UPLOAD_PERMISSIONS = 0o600
 
 DEFAULT_EXPIRES_IN = env_int("DEFAULT_EXPIRES_IN", 86400, minimum=1)

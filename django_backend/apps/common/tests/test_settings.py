@@ -54,3 +54,17 @@ def test_the_embedded_default_loads():
     result = load_settings(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="x" * 50)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_the_sample_env_file_loads_as_it_is():
+    sample = BACKEND.parent / ".env.sample"
+    values = {}
+    for line in sample.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value
+
+    result = load_settings(**values)
+
+    assert result.returncode == 0, result.stderr
+    assert "DATABASE_URL" in values and "MAX_UPLOAD_SIZE" in values
