@@ -7,6 +7,7 @@ on the embedded default: SQLite and files under `var/`, a local-memory cache.
 A bad value stops start-up with a message that names the variable.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "log_request_id.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CSRF and sessions: an oversized upload is answered 413 before anything
@@ -143,7 +145,28 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Redis, when configured, is the cache (rate-limit counters) and the task broker.
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL must be a redis:// URL, got {REDIS_URL!r}.")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "ots",
+            "OPTIONS": {
+                # The cache only holds rate-limit counters: if Redis is down, requests go
+                # on (the limiter fails open) and the failure is logged.
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -204,13 +227,22 @@ SESSION_COOKIE_HTTPONLY = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact_tokens": {"()": "apps.common.logging.RedactTokensFilter"}},
+    "formatters": {
+        # One line per event, key=value pairs a log collector parses.
+        "line": {
+            "format": "time=%(asctime)s level=%(levelname)s logger=%(name)s "
+            "request_id=%(request_id)s msg=%(message)r"
+        }
+    },
+    "filters": {
+        "redact_tokens": {"()": "apps.common.logging.RedactTokensFilter"},
+        "request_id": {"()": "log_request_id.filters.RequestIDFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_tokens"],
+            "formatter": "line",
+            "filters": ["request_id", "redact_tokens"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
@@ -223,3 +255,89 @@ LOGGING = {
 }
 
 CSRF_FAILURE_VIEW = "apps.common.views.csrf_failure"
+
+# Celery. Broker: CELERY_BROKER_URL, else REDIS_URL, else the filesystem under var/.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+CELERY_BROKER_DIR = VAR_DIR / "celery"
+if CELERY_BROKER_URL == "filesystem://":
+    (CELERY_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Every countdown stays far below this; a task not acknowledged within it is
+        # delivered again (tasks are idempotent).
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+PURGE_INTERVAL = env_int("PURGE_INTERVAL", 60, minimum=5)
+RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 3600, minimum=60)
+CELERY_BEAT_SCHEDULE = {
+    "purge-shares": {"task": "apps.shares.tasks.purge_shares", "schedule": PURGE_INTERVAL},
+    "reconcile-storage": {
+        "task": "apps.shares.tasks.reconcile_storage",
+        "schedule": RECONCILE_INTERVAL,
+    },
+}
+# A file in storage with no row is an orphan only once it is older than this: an upload
+# writes its file before its row commits.
+RECONCILE_GRACE_SECONDS = env_int("RECONCILE_GRACE_SECONDS", 3600, minimum=0)
+# Rows of purged shares (and their timelines) are kept this long for the audit trail.
+SHARE_RETENTION_DAYS = env_int("SHARE_RETENTION_DAYS", 30, minimum=0)
+
+# Rate limits per client IP ("count/period", period s, m, h or d). Counters live in the cache.
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True  # availability beats throttling for this service
+RATE_LIMITS = {
+    "upload": env.str("RATE_LIMIT_UPLOADS", default="30/h"),
+    "download": env.str("RATE_LIMIT_DOWNLOADS", default="120/h"),
+    "password": env.str("RATE_LIMIT_WRONG_PASSWORDS", default="10/h"),
+    "report": env.str("RATE_LIMIT_REPORTS", default="10/h"),
+}
+for _name, _rate in RATE_LIMITS.items():
+    if not re.fullmatch(r"\d+/\d*[smhd]", _rate):
+        _variable = {"password": "RATE_LIMIT_WRONG_PASSWORDS"}.get(_name, f"RATE_LIMIT_{_name}S")
+        raise ImproperlyConfigured(
+            f"{_variable.upper()} must look like 30/h (count/period), got {_rate!r}."
+        )
+# Where the client's address comes from: REMOTE_ADDR, or behind a trusted reverse proxy
+# the header it sets (HTTP_X_REAL_IP for the nginx config in deploy/).
+CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="REMOTE_ADDR")
+RATELIMIT_IP_META_KEY = CLIENT_IP_HEADER
+
+# Request ids: taken from X-Request-ID when a proxy sets one, else generated; in every log
+# line and in the response.
+LOG_REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
+GENERATE_REQUEST_ID_IF_NOT_IN_HEADER = True
+REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"
+NO_REQUEST_ID = "-"
+
+# Errors by mail, when both ADMINS and an email server are configured.
+ADMINS = [("Admin", address) for address in env_list("DJANGO_ADMINS", [])]
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS
+    globals().update(env.email_url_config(EMAIL_URL))
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="onetimeshare@localhost")
+if ADMINS and EMAIL_URL:
+    LOGGING["handlers"]["mail_admins"] = {
+        "class": "django.utils.log.AdminEmailHandler",
+        "level": "ERROR",
+        "filters": ["redact_tokens"],
+    }
+    LOGGING["loggers"]["django"]["handlers"].append("mail_admins")

@@ -40,4 +40,7 @@ def error_response(
 
 
 def share_error_response(request: HttpRequest, exc: ShareError) -> HttpResponse:
-    return error_response(request, status=exc.status, code=exc.code, message=exc.message)
+    response = error_response(request, status=exc.status, code=exc.code, message=exc.message)
+    if retry_after := getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(retry_after)
+    return response

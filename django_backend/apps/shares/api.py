@@ -9,17 +9,18 @@ import json
 from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse
-from ninja import File, Form, NinjaAPI, Path, Schema, UploadedFile
+from ninja import File, Form, NinjaAPI, Path, Schema, Status, UploadedFile
 from ninja.errors import HttpError, ValidationError
 
 from apps.common.errors import error_response, share_error_response
 
-from . import services
+from . import ratelimits, services
+from .clients import actor_from_request
 from .downloads import share_file_response
-from .exceptions import InvalidShareOption, ShareError
+from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .links import manage_url, share_url
 from .models import Share
-from .tokens import share_token_for
+from .tokens import share_token_for, token_hash
 from .uploads import spool_request_body
 
 api = NinjaAPI(
@@ -70,7 +71,15 @@ class ShareOut(ShareMetaOut):
     revoked_at: datetime | None
 
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut}
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    410: ErrorOut,
+    429: ErrorOut,
+    503: ErrorOut,
+}
 
 
 def _share_out(request: HttpRequest, share: Share, manage_token: str) -> dict:
@@ -129,14 +138,16 @@ def create_share(
     password: Form[str] = "",
 ):
     """`expires_in` in seconds (default DEFAULT_EXPIRES_IN), `max_downloads` 1 to 100."""
+    ratelimits.count(request, "upload")
     created = services.share_create(
         file=file,
         content_type=file.content_type,
         expires_in=expires_in,
         max_downloads=max_downloads,
         password=password,
+        actor=actor_from_request(request),
     )
-    return 201, _share_out(request, created.share, created.manage_token)
+    return Status(201, _share_out(request, created.share, created.manage_token))
 
 
 @api.put(
@@ -162,7 +173,8 @@ def put_share(
     """`key` is the file's name, as `curl -T FILE URL/` appends it. The body is the file,
     streamed to disk as it arrives; options are query parameters."""
     filename = key
-    # Check the options before reading a possibly large body.
+    # Check the limits and options before reading a possibly large body.
+    ratelimits.count(request, "upload")
     services.validate_share_options(
         expires_in=expires_in,
         max_downloads=max_downloads,
@@ -178,17 +190,18 @@ def put_share(
             expires_in=expires_in,
             max_downloads=max_downloads,
             password=password,
+            actor=actor_from_request(request),
         )
     finally:
         file.close()
-    return 201, _share_out(request, created.share, created.manage_token)
+    return Status(201, _share_out(request, created.share, created.manage_token))
 
 
 # Same path as the PUT above: one URL pattern, two methods.
 @api.get("/shares/{key}", response={200: ShareMetaOut, **ERRORS}, summary="Public metadata")
 def get_share(request: HttpRequest, key: Path[str]):
     """`key` is the share token. Never counts as a download."""
-    return services.share_get(share_token=key)
+    return services.share_open(share_token=key, actor=actor_from_request(request))
 
 
 def _password_from(request: HttpRequest) -> str:
@@ -233,8 +246,19 @@ def _password_from(request: HttpRequest) -> str:
 def download_share(request: HttpRequest, token: str):
     """Counts as a download the moment it starts. 401/403 on a missing or wrong password
     consume nothing."""
-    share = services.share_claim(share_token=token, password=_password_from(request))
-    return share_file_response(share)
+    actor = actor_from_request(request)
+    password_scope = token_hash(token)[:16]
+    ratelimits.count(request, "download")
+    ratelimits.check(request, "password", password_scope)
+    try:
+        share = services.share_claim(
+            share_token=token, password=_password_from(request), actor=actor
+        )
+    except (PasswordRequired, WrongPassword) as exc:
+        if isinstance(exc, WrongPassword):
+            ratelimits.count(request, "password", password_scope)
+        raise
+    return share_file_response(share, actor)
 
 
 @api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")
@@ -245,5 +269,6 @@ def get_managed_share(request: HttpRequest, manage_token: str):
 
 @api.delete("/manage/{manage_token}", response={204: None, **ERRORS}, summary="Revoke and purge")
 def revoke_share(request: HttpRequest, manage_token: str):
-    services.share_revoke(manage_token=manage_token)
-    return 204, None
+    share = services.share_get_for_manage(manage_token=manage_token)
+    services.share_revoke(share_id=share.pk, actor=actor_from_request(request))
+    return Status(204, None)

@@ -7,6 +7,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse
 
 from . import services
+from .clients import SYSTEM, Actor
 from .exceptions import ShareGone
 from .filenames import attachment_disposition
 from .models import Share
@@ -16,28 +17,38 @@ logger = logging.getLogger(__name__)
 BLOCK_SIZE = 256 * 1024
 
 
-class _PurgeOnClose(File):
-    """The stored file, which purges the share's bytes once the response has closed it.
+class _TrackedFile(File):
+    """The stored file, which reports how the download ended once the response closes it.
 
-    FileResponse closes the file when the WSGI server closes the response (the download
-    finished or the client went away), including on the server's sendfile path.
+    FileResponse closes the file when the WSGI server closes the response: the transfer
+    finished or the client went away. The file position then tells which, on the read()
+    path and on the server's sendfile path alike (both advance it by what was sent).
+    After the last allowed download, the service then deletes the bytes.
     """
 
-    def __init__(self, file: File, share: Share) -> None:
+    def __init__(self, file: File, share: Share, actor: Actor) -> None:
         super().__init__(file, name=file.name)
         self._share_id = share.pk
-        self._last = share.downloads >= share.max_downloads
+        self._size = share.size
+        self._actor = actor
+        self._reported = False
 
     def close(self) -> None:
         try:
+            position = self.file.tell()
+        except (OSError, ValueError):
+            position = 0
+        try:
             super().close()
         finally:
-            if self._last:
-                self._last = False
-                services.share_purge(share_id=self._share_id)
+            if not self._reported:
+                self._reported = True
+                services.share_download_finished(
+                    share_id=self._share_id, completed=position >= self._size, actor=self._actor
+                )
 
 
-def share_file_response(share: Share) -> FileResponse:
+def share_file_response(share: Share, actor: Actor = SYSTEM) -> FileResponse:
     """An attachment response that streams the bytes in blocks; never rendered inline."""
     try:
         stored = default_storage.open(share.storage_name, "rb")
@@ -45,7 +56,9 @@ def share_file_response(share: Share) -> FileResponse:
         # Claimed but the bytes are gone: the reconciler marks such rows purged.
         logger.error("Share %s was claimed but its bytes are missing.", share.pk)
         raise ShareGone() from None
-    response = FileResponse(_PurgeOnClose(stored, share), content_type="application/octet-stream")
+    response = FileResponse(
+        _TrackedFile(stored, share, actor), content_type="application/octet-stream"
+    )
     response.block_size = BLOCK_SIZE
     response.headers["Content-Length"] = str(share.size)
     response.headers["Content-Disposition"] = attachment_disposition(share.name)

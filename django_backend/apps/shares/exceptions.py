@@ -57,3 +57,13 @@ class StorageUnavailable(ShareError):
     status = 503
     code = "unavailable"
     default_message = "File storage is unavailable. Please try again shortly."
+
+
+class RateLimited(ShareError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests. Please wait a little and try again."
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"Too many requests. Please try again in {self.retry_after} seconds.")

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
+from .models import AbuseReport
+
 EXPIRY_PRESETS = [300, 3600, 86400, 7 * 86400]
 
 
@@ -50,3 +52,15 @@ class ShareForm(forms.Form):
 
 class DownloadForm(forms.Form):
     password = forms.CharField(required=False, strip=False, widget=forms.PasswordInput)
+
+
+class ReportForm(forms.Form):
+    reason = forms.ChoiceField(
+        choices=AbuseReport.Reason.choices, widget=forms.RadioSelect, label="What is wrong?"
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Anything the operators should know (optional)",
+    )

@@ -20,12 +20,17 @@ class ShareQuerySet(models.QuerySet):
         )
 
     def active(self) -> "ShareQuerySet":
+        """Shares a recipient could download now."""
         return self.filter(
             revoked_at__isnull=True,
             downloads__lt=F("max_downloads"),
             expires_at__gt=timezone.now(),
             purged_at__isnull=True,
+            quarantined_at__isnull=True,
         )
+
+    def quarantined(self) -> "ShareQuerySet":
+        return self.filter(quarantined_at__isnull=False)
 
     def ended(self) -> "ShareQuerySet":
         """Consumed, expired or revoked: no download will ever be served again."""
@@ -36,8 +41,12 @@ class ShareQuerySet(models.QuerySet):
         )
 
     def purgeable(self) -> "ShareQuerySet":
-        """Ended shares whose bytes are still in storage."""
-        return self.ended().filter(purged_at__isnull=True)
+        """Ended shares whose bytes are still in storage, unless kept for review."""
+        return self.ended().filter(purged_at__isnull=True, quarantined_at__isnull=True)
+
+    def stored(self) -> "ShareQuerySet":
+        """Shares whose bytes are in storage."""
+        return self.filter(purged_at__isnull=True)
 
 
 class Share(models.Model):
@@ -65,6 +74,11 @@ class Share(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     purged_at = models.DateTimeField(
         null=True, blank=True, help_text="When the bytes were deleted."
+    )
+    quarantined_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Held for review by an operator: the link answers 410, the bytes are kept.",
     )
 
     objects = ShareQuerySet.as_manager()
@@ -105,8 +119,12 @@ class Share(models.Model):
 
     @property
     def is_available(self) -> bool:
-        """Whether a download could be served now (active and the bytes still stored)."""
-        return self.status == self.Status.ACTIVE and self.purged_at is None
+        """Whether a download could be served now: active, stored, not held for review."""
+        return (
+            self.status == self.Status.ACTIVE
+            and self.purged_at is None
+            and self.quarantined_at is None
+        )
 
     @property
     def downloads_remaining(self) -> int:
@@ -117,3 +135,91 @@ class Share(models.Model):
     @property
     def password_required(self) -> bool:
         return bool(self.password)
+
+
+class ShareEvent(models.Model):
+    """One thing that happened to a share: the audit trail its sender sees."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created"
+        OPENED = "opened", "page opened"
+        DOWNLOAD_STARTED = "download_started", "download started"
+        DOWNLOAD_COMPLETED = "download_completed", "download completed"
+        DOWNLOAD_BROKEN_OFF = "download_broken_off", "download broken off"
+        WRONG_PASSWORD = "wrong_password", "wrong password"
+        REVOKED = "revoked"
+        EXPIRED = "expired"
+        PURGED = "purged", "file deleted"
+        REPORTED = "reported"
+        QUARANTINED = "quarantined", "held for review"
+        RELEASED = "released", "released after review"
+
+    share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    # Who, as far as the User-Agent tells: "Slack link preview", "browser", "API client".
+    agent = models.CharField(max_length=64, blank=True)
+    is_bot = models.BooleanField(default=False)
+    # A keyed hash of the client's IP address: tells clients apart, reveals no address.
+    client = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            # The manage page reads one share's timeline in order.
+            models.Index(fields=["share", "at"], name="shareevent_share_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AbuseReport(models.Model):
+    class Reason(models.TextChoices):
+        MALWARE = "malware", "Malware or phishing"
+        ILLEGAL = "illegal", "Illegal content"
+        COPYRIGHT = "copyright", "Copyright infringement"
+        OTHER = "other", "Something else"
+
+    class Resolution(models.TextChoices):
+        QUARANTINED = "quarantined", "Share held for review"
+        REMOVED = "removed", "Share revoked and deleted"
+        DISMISSED = "dismissed", "No action needed"
+
+    share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="reports")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    note = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+    reporter = models.CharField(max_length=16, blank=True, help_text="Keyed hash of the IP.")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+
+    class Meta:
+        # Open reports first, newest first.
+        ordering = [F("resolved_at").desc(nulls_first=True), "-created_at"]
+        indexes = [
+            # The admin lists open reports first.
+            models.Index(fields=["resolved_at", "created_at"], name="abusereport_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} on share {self.share_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class JobRun(models.Model):
+    """When each periodic job last finished, for the readiness check.
+
+    Kept in the database rather than the cache: with the embedded default, the worker and
+    the web server do not share a cache.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    finished_at = models.DateTimeField()
+    summary = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.finished_at}"

@@ -17,9 +17,12 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Sum, Value, When
 from django.utils import timezone
 
+from core.celery import enqueue_on_commit
+
+from .clients import OPERATOR, SYSTEM, Actor
 from .exceptions import (
     InvalidShareOption,
     PasswordRequired,
@@ -29,7 +32,7 @@ from .exceptions import (
     WrongPassword,
 )
 from .filenames import clean_content_type, clean_filename
-from .models import Share
+from .models import AbuseReport, JobRun, Share, ShareEvent
 from .tokens import new_manage_token, share_token_for, token_hash
 
 logger = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ def share_create(
     expires_in: int | None = None,
     max_downloads: int = 1,
     password: str = "",
+    actor: Actor = SYSTEM,
 ) -> CreatedShare:
     """Store the bytes under a random name, then record the share.
 
@@ -119,19 +123,21 @@ def share_create(
     share_token = share_token_for(manage_token)
     now = timezone.now()
     try:
-        share = Share.objects.create(
-            share_token_hash=token_hash(share_token),
-            manage_token_hash=token_hash(manage_token),
-            storage_name=storage_name,
-            name=display_name,
-            size=size,
-            sha256=sha256,
-            content_type=clean_content_type(content_type, display_name),
-            password=make_password(password) if password else "",
-            max_downloads=max_downloads,
-            created_at=now,
-            expires_at=now + timedelta(seconds=expires_in),
-        )
+        with transaction.atomic():
+            share = Share.objects.create(
+                share_token_hash=token_hash(share_token),
+                manage_token_hash=token_hash(manage_token),
+                storage_name=storage_name,
+                name=display_name,
+                size=size,
+                sha256=sha256,
+                content_type=clean_content_type(content_type, display_name),
+                password=make_password(password) if password else "",
+                max_downloads=max_downloads,
+                created_at=now,
+                expires_at=now + timedelta(seconds=expires_in),
+            )
+            _record(share, ShareEvent.Kind.CREATED, actor, at=now)
     except BaseException:
         _delete_bytes(storage_name)
         raise
@@ -144,8 +150,18 @@ def share_get(*, share_token: str) -> Share:
     share = Share.objects.filter(share_token_hash=token_hash(share_token)).first()
     if share is None:
         raise ShareNotFound()
+    if share.quarantined_at is not None:
+        # Neutral on purpose: neither the recipient nor the sender learns of a review here.
+        raise ShareGone("This link is not available.")
     if not share.is_available:
         raise ShareGone()
+    return share
+
+
+def share_open(*, share_token: str, actor: Actor) -> Share:
+    """share_get, recorded in the timeline as the page being opened (never a download)."""
+    share = share_get(share_token=share_token)
+    _record(share, ShareEvent.Kind.OPENED, actor)
     return share
 
 
@@ -157,17 +173,18 @@ def share_get_for_manage(*, manage_token: str) -> Share:
     return share
 
 
-def share_check_password(*, share: Share, password: str) -> None:
+def share_check_password(*, share: Share, password: str, actor: Actor = SYSTEM) -> None:
     """Raise PasswordRequired or WrongPassword unless the password opens the share."""
     if not share.password:
         return
     if not password:
         raise PasswordRequired()
     if not check_password(password, share.password):
+        _record(share, ShareEvent.Kind.WRONG_PASSWORD, actor)
         raise WrongPassword()
 
 
-def share_claim(*, share_token: str, password: str = "") -> Share:
+def share_claim(*, share_token: str, password: str = "", actor: Actor = SYSTEM) -> Share:
     """Take one download, exactly: of any number of simultaneous claims on any number of
     processes, at most `max_downloads` succeed; the others raise ShareGone.
 
@@ -180,7 +197,7 @@ def share_claim(*, share_token: str, password: str = "") -> Share:
     The count is taken when the download starts: a download that breaks off still counts.
     """
     share = share_get(share_token=share_token)
-    share_check_password(share=share, password=password)
+    share_check_password(share=share, password=password, actor=actor)
 
     now = timezone.now()
     with transaction.atomic():
@@ -190,6 +207,7 @@ def share_claim(*, share_token: str, password: str = "") -> Share:
             expires_at__gt=now,
             revoked_at__isnull=True,
             purged_at__isnull=True,
+            quarantined_at__isnull=True,
         ).update(
             downloads=F("downloads") + 1,
             # SET expressions see the row as it was before the update.
@@ -202,16 +220,35 @@ def share_claim(*, share_token: str, password: str = "") -> Share:
             raise ShareGone()
         # Our UPDATE holds the row lock until commit, so this reads our own count.
         share.refresh_from_db()
+        _record(share, ShareEvent.Kind.DOWNLOAD_STARTED, actor, at=now)
+        if share.consumed_at is not None:
+            # The response deletes the bytes when it closes; this is the safety net.
+            enqueue_on_commit("apps.shares.tasks.purge_share", share.pk)
     logger.info("Share %s claimed (%s of %s).", share.pk, share.downloads, share.max_downloads)
     return share
 
 
-def share_revoke(*, manage_token: str) -> Share:
-    """End a share at the sender's request and delete its bytes. Idempotent."""
-    share = share_get_for_manage(manage_token=manage_token)
-    Share.objects.filter(
-        pk=share.pk, revoked_at__isnull=True, downloads__lt=F("max_downloads")
-    ).update(revoked_at=timezone.now())
+def share_download_finished(*, share_id: int, completed: bool, actor: Actor = SYSTEM) -> None:
+    """Record how a download ended; after the last one, delete the bytes."""
+    share = Share.objects.filter(pk=share_id).first()
+    if share is None:
+        return
+    kind = ShareEvent.Kind.DOWNLOAD_COMPLETED if completed else ShareEvent.Kind.DOWNLOAD_BROKEN_OFF
+    _record(share, kind, actor)
+    if share.consumed_at is not None:
+        share_purge(share_id=share.pk)
+
+
+def share_revoke(*, share_id: int, actor: Actor = SYSTEM) -> Share:
+    """End a share and delete its bytes. Idempotent; a used-up share stays "consumed"."""
+    with transaction.atomic():
+        revoked = Share.objects.filter(
+            pk=share_id, revoked_at__isnull=True, downloads__lt=F("max_downloads")
+        ).update(revoked_at=timezone.now())
+        share = Share.objects.get(pk=share_id)
+        if revoked:
+            _record(share, ShareEvent.Kind.REVOKED, actor)
+            enqueue_on_commit("apps.shares.tasks.purge_share", share.pk)
     share_purge(share_id=share.pk)
     share.refresh_from_db()
     return share
@@ -220,17 +257,211 @@ def share_revoke(*, manage_token: str) -> Share:
 def share_purge(*, share_id: int) -> bool:
     """Delete the bytes of an ended share and mark it purged. Idempotent.
 
-    Returns whether bytes were deleted now. Bytes of a share that can still be downloaded
-    are never touched.
+    Returns whether bytes were deleted now. Bytes of a share that can still be downloaded,
+    or that an operator holds for review, are never touched.
     """
     share = Share.objects.filter(pk=share_id).first()
-    if share is None or share.purged_at is not None or share.is_available:
+    if share is None or share.purged_at is not None or share.quarantined_at is not None:
+        return False
+    if share.status == Share.Status.ACTIVE:
         return False
     if not _delete_bytes(share.storage_name):
         return False
-    Share.objects.filter(pk=share.pk, purged_at__isnull=True).update(purged_at=timezone.now())
+    with transaction.atomic():
+        purged = Share.objects.filter(pk=share.pk, purged_at__isnull=True).update(
+            purged_at=timezone.now()
+        )
+        if purged:
+            if share.status == Share.Status.EXPIRED:
+                _record(share, ShareEvent.Kind.EXPIRED, SYSTEM, at=share.expires_at)
+            _record(share, ShareEvent.Kind.PURGED, SYSTEM)
     logger.info("Share %s purged.", share.pk)
-    return True
+    return bool(purged)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    shares: int
+    bytes: int
+    rows_deleted: int
+
+
+def shares_purge(*, dry_run: bool = False) -> PurgeResult:
+    """Delete the bytes of every consumed, expired or revoked share still in storage.
+
+    Rows stay, marked purged, for the audit trail; rows purged longer than
+    SHARE_RETENTION_DAYS ago are deleted with their events. Safe to run at any time and
+    from several places at once: each share is purged by a conditional update.
+    """
+    shares = total_bytes = 0
+    for share in Share.objects.purgeable().only("pk", "size").iterator():
+        if dry_run or share_purge(share_id=share.pk):
+            shares += 1
+            total_bytes += share.size
+    cutoff = timezone.now() - timedelta(days=settings.SHARE_RETENTION_DAYS)
+    old_rows = Share.objects.filter(purged_at__lt=cutoff)
+    if dry_run:
+        rows_deleted = old_rows.count()
+    else:
+        rows_deleted = old_rows.delete()[1].get("shares.Share", 0)
+    result = PurgeResult(shares=shares, bytes=total_bytes, rows_deleted=rows_deleted)
+    if not dry_run:
+        _job_finished("purge_shares", result)
+    return result
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    orphan_files: int
+    orphan_bytes: int
+    missing_files: int
+
+
+def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> ReconcileResult:
+    """Heal storage and database in both directions after crashes.
+
+    - A file with no row, older than `grace` seconds, is deleted: an upload whose row was
+      never committed. The grace period spares uploads between their write and commit.
+    - A row whose file is missing is marked purged, so it is never offered again.
+    """
+    grace = settings.RECONCILE_GRACE_SECONDS if grace is None else grace
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    orphan_files = orphan_bytes = 0
+    for name in _stored_names(STORAGE_PREFIX):
+        if Share.objects.filter(storage_name=name).exists():
+            continue
+        try:
+            if default_storage.get_modified_time(name) > cutoff:
+                continue
+            size = default_storage.size(name)
+        except FileNotFoundError:
+            continue  # deleted meanwhile
+        if dry_run or _delete_bytes(name):
+            orphan_files += 1
+            orphan_bytes += size
+            logger.info(
+                "Reconcile: %s orphan file %s", "would delete" if dry_run else "deleted", name
+            )
+
+    missing = 0
+    for share in Share.objects.stored().only("pk", "storage_name").iterator():
+        if default_storage.exists(share.storage_name):
+            continue
+        missing += 1
+        if not dry_run:
+            with transaction.atomic():
+                if Share.objects.filter(pk=share.pk, purged_at__isnull=True).update(
+                    purged_at=timezone.now()
+                ):
+                    _record(share, ShareEvent.Kind.PURGED, Actor(agent="reconciler"))
+        logger.warning("Reconcile: share %s had no file; marked purged.", share.pk)
+    result = ReconcileResult(
+        orphan_files=orphan_files, orphan_bytes=orphan_bytes, missing_files=missing
+    )
+    if not dry_run:
+        _job_finished("reconcile_storage", result)
+    return result
+
+
+def shares_stats() -> dict:
+    """Counts by status, bytes stored, the oldest active share."""
+    oldest = Share.objects.active().order_by("created_at").values("created_at").first()
+    return {
+        "active": Share.objects.active().count(),
+        "consumed": Share.objects.consumed().count(),
+        "expired": Share.objects.expired().count(),
+        "revoked": Share.objects.revoked().count(),
+        "quarantined": Share.objects.quarantined().count(),
+        "purged": Share.objects.filter(purged_at__isnull=False).count(),
+        "total": Share.objects.count(),
+        "bytes_stored": Share.objects.stored().aggregate(total=Sum("size"))["total"] or 0,
+        "oldest_active_created_at": oldest["created_at"] if oldest else None,
+    }
+
+
+def share_report(*, share_token: str, reason: str, note: str = "", actor: Actor) -> AbuseReport:
+    """A recipient reports a file to the operators."""
+    share = share_get(share_token=share_token)
+    if reason not in AbuseReport.Reason.values:
+        raise InvalidShareOption("reason", "is not one of the offered reasons.")
+    with transaction.atomic():
+        report = AbuseReport.objects.create(
+            share=share, reason=reason, note=note[:2000], reporter=actor.client
+        )
+        _record(share, ShareEvent.Kind.REPORTED, actor)
+    logger.warning("Share %s reported as %s.", share.pk, reason)
+    return report
+
+
+def share_quarantine(*, share_id: int) -> bool:
+    """Hold a share for review: the link answers 410, the bytes are kept."""
+    with transaction.atomic():
+        held = Share.objects.filter(
+            pk=share_id, quarantined_at__isnull=True, purged_at__isnull=True
+        ).update(quarantined_at=timezone.now())
+        if held:
+            _record(Share.objects.get(pk=share_id), ShareEvent.Kind.QUARANTINED, OPERATOR)
+    return bool(held)
+
+
+def share_release(*, share_id: int) -> bool:
+    """End a review: the share is what it was before (or purged, if it ended meanwhile)."""
+    with transaction.atomic():
+        released = Share.objects.filter(pk=share_id, quarantined_at__isnull=False).update(
+            quarantined_at=None
+        )
+        if released:
+            _record(Share.objects.get(pk=share_id), ShareEvent.Kind.RELEASED, OPERATOR)
+    if released:
+        share_purge(share_id=share_id)  # if it ended while held, its bytes go now
+    return bool(released)
+
+
+def report_resolve(*, report_id: int, resolution: str) -> AbuseReport:
+    """Close an abuse report, acting on its share: hold it, remove it, or leave it."""
+    report = AbuseReport.objects.select_related("share").get(pk=report_id)
+    if resolution == AbuseReport.Resolution.QUARANTINED:
+        share_quarantine(share_id=report.share_id)
+    elif resolution == AbuseReport.Resolution.REMOVED:
+        # A held share keeps its bytes even when revoked; removal lifts the hold first.
+        Share.objects.filter(pk=report.share_id).update(quarantined_at=None)
+        share_revoke(share_id=report.share_id, actor=OPERATOR)
+    elif resolution != AbuseReport.Resolution.DISMISSED:
+        raise InvalidShareOption("resolution", "is not a known resolution.")
+    AbuseReport.objects.filter(pk=report.pk).update(
+        resolved_at=timezone.now(), resolution=resolution
+    )
+    report.refresh_from_db()
+    return report
+
+
+def _record(share: Share, kind: str, actor: Actor, *, at=None) -> None:
+    ShareEvent.objects.create(
+        share=share,
+        kind=kind,
+        at=at or timezone.now(),
+        agent=actor.agent[:64],
+        is_bot=actor.is_bot,
+        client=actor.client,
+    )
+
+
+def _job_finished(name: str, result: object) -> None:
+    JobRun.objects.update_or_create(
+        name=name, defaults={"finished_at": timezone.now(), "summary": result.__dict__}
+    )
+
+
+def _stored_names(prefix: str):
+    """Every file name under prefix in storage, recursively."""
+    try:
+        directories, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return
+    for file_name in files:
+        yield f"{prefix}{file_name}"
+    for directory in directories:
+        yield from _stored_names(f"{prefix}{directory}/")
 
 
 def _delete_bytes(storage_name: str) -> bool:

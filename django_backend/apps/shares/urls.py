@@ -8,6 +8,7 @@ app_name = "shares"
 urlpatterns = [
     path("", views.upload, name="upload"),
     re_path(rf"^s/(?P<share_token>{TOKEN_PATTERN})$", views.landing, name="landing"),
+    re_path(rf"^s/(?P<share_token>{TOKEN_PATTERN})/report$", views.report, name="report"),
     re_path(rf"^m/(?P<manage_token>{TOKEN_PATTERN})$", views.manage, name="manage"),
     re_path(rf"^m/(?P<manage_token>{TOKEN_PATTERN})/revoke$", views.revoke, name="revoke"),
 ]

@@ -1,4 +1,5 @@
-"""The HTML pages: upload, the recipient's landing page and download, the sender's page.
+"""The HTML pages: upload, the recipient's landing page, download and report, the sender's
+page and revoke.
 
 Thin: each parses its input, calls one service and turns the result or the exception into
 a response.
@@ -14,13 +15,14 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from apps.common.decorators import secret_url
 from apps.common.errors import share_error_response
 
-from . import services
+from . import ratelimits, services
+from .clients import actor_from_request
 from .downloads import share_file_response
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
-from .forms import DownloadForm, ShareForm
+from .forms import DownloadForm, ReportForm, ShareForm
 from .links import manage_url, share_url
 from .models import Share
-from .tokens import share_token_for
+from .tokens import share_token_for, token_hash
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -34,6 +36,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = ShareForm(request.POST, request.FILES)
+        try:
+            ratelimits.count(request, "upload")
+        except ShareError as exc:
+            return share_error_response(request, exc)
         if form.is_valid():
             try:
                 created = services.share_create(
@@ -42,6 +48,7 @@ def upload(request: HttpRequest) -> HttpResponse:
                     expires_in=form.cleaned_data["expires_in"],
                     max_downloads=form.cleaned_data["max_downloads"],
                     password=form.cleaned_data["password"],
+                    actor=actor_from_request(request),
                 )
             except InvalidShareOption as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -59,7 +66,13 @@ def upload(request: HttpRequest) -> HttpResponse:
 def _landing(
     request: HttpRequest, share: Share, form: DownloadForm, status: int = 200
 ) -> HttpResponse:
-    return render(request, "shares/landing.html", {"share": share, "form": form}, status=status)
+    share_token = request.resolver_match.kwargs["share_token"]
+    context = {
+        "share": share,
+        "form": form,
+        "report_path": reverse("shares:report", args=[share_token]),
+    }
+    return render(request, "shares/landing.html", context, status=status)
 
 
 # The Download form is authorized by the secret in its own URL, and the page's no-referrer
@@ -72,7 +85,7 @@ def landing(request: HttpRequest, share_token: str) -> HttpResponse:
     if request.method == "POST":
         return download(request, share_token)
     try:
-        share = services.share_get(share_token=share_token)
+        share = services.share_open(share_token=share_token, actor=actor_from_request(request))
     except ShareError as exc:
         return share_error_response(request, exc)
     return _landing(request, share, DownloadForm())
@@ -80,12 +93,19 @@ def landing(request: HttpRequest, share_token: str) -> HttpResponse:
 
 def download(request: HttpRequest, share_token: str) -> HttpResponse:
     form = DownloadForm(request.POST)
+    actor = actor_from_request(request)
+    # Wrong passwords are limited per share, so guessing one share's password is slow.
+    password_scope = token_hash(share_token)[:16]
     try:
+        ratelimits.count(request, "download")
+        ratelimits.check(request, "password", password_scope)
         share = services.share_claim(
-            share_token=share_token, password=form.data.get("password", "")
+            share_token=share_token, password=form.data.get("password", ""), actor=actor
         )
-        return share_file_response(share)
+        return share_file_response(share, actor)
     except (PasswordRequired, WrongPassword) as exc:
+        if isinstance(exc, WrongPassword):
+            ratelimits.count(request, "password", password_scope)
         # Nothing was consumed: show the page again with the message, as a 403.
         form.add_error("password", exc.message)
         try:
@@ -97,6 +117,36 @@ def download(request: HttpRequest, share_token: str) -> HttpResponse:
         return share_error_response(request, exc)
 
 
+@csrf_exempt  # authorized by the token in the URL, like the Download form
+@secret_url
+@require_http_methods(["GET", "HEAD", "POST"])
+def report(request: HttpRequest, share_token: str) -> HttpResponse:
+    """A recipient reports a file to the operators: a reason and an optional note."""
+    try:
+        share = services.share_get(share_token=share_token)
+    except ShareError as exc:
+        return share_error_response(request, exc)
+    context = {"share": share, "landing_path": reverse("shares:landing", args=[share_token])}
+    if request.method != "POST":
+        context["form"] = ReportForm()
+        return render(request, "shares/report.html", context)
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        context["form"] = form
+        return render(request, "shares/report.html", context, status=400)
+    try:
+        ratelimits.count(request, "report")
+        services.share_report(
+            share_token=share_token,
+            reason=form.cleaned_data["reason"],
+            note=form.cleaned_data["note"],
+            actor=actor_from_request(request),
+        )
+    except ShareError as exc:
+        return share_error_response(request, exc)
+    return render(request, "shares/report_done.html", context)
+
+
 @secret_url
 @require_safe
 def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
@@ -106,10 +156,11 @@ def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
         return share_error_response(request, exc)
     context = {
         "share": share,
+        "events": share.events.all(),
         "share_url": share_url(request, share_token_for(manage_token)),
         "manage_url": manage_url(request, manage_token),
         "revoke_path": reverse("shares:revoke", args=[manage_token]),
-        "refresh_seconds": 15 if share.is_available else None,
+        "refresh_seconds": 10 if share.is_available else None,
     }
     return render(request, "shares/manage.html", context)
 
@@ -120,7 +171,8 @@ def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
 @require_POST
 def revoke(request: HttpRequest, manage_token: str) -> HttpResponse:
     try:
-        services.share_revoke(manage_token=manage_token)
+        share = services.share_get_for_manage(manage_token=manage_token)
+        services.share_revoke(share_id=share.pk, actor=actor_from_request(request))
     except ShareError as exc:
         return share_error_response(request, exc)
     return _see_other(reverse("shares:manage", args=[manage_token]))

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from conftest import stored_files
 from django.contrib.auth.hashers import identify_hasher
 from django.core.files.base import ContentFile
 from django.utils import timezone
@@ -17,7 +18,6 @@ from apps.shares.exceptions import (
 )
 from apps.shares.models import Share
 from apps.shares.tokens import share_token_for, token_hash
-from conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +125,7 @@ def test_expired_share_is_gone_before_any_cleanup_runs(make_share):
 def test_revoke_ends_the_share_and_deletes_its_bytes(make_share, media_root):
     created = make_share()
 
-    share = services.share_revoke(manage_token=created.manage_token)
+    share = services.share_revoke(share_id=created.share.pk)
 
     assert share.status == "revoked"
     assert share.purged_at is not None
@@ -133,7 +133,7 @@ def test_revoke_ends_the_share_and_deletes_its_bytes(make_share, media_root):
     with pytest.raises(ShareGone):
         services.share_claim(share_token=created.share_token)
     # Revoking again changes nothing and does not fail.
-    assert services.share_revoke(manage_token=created.manage_token).revoked_at == share.revoked_at
+    assert services.share_revoke(share_id=created.share.pk).revoked_at == share.revoked_at
 
 
 def test_purge_never_deletes_the_bytes_of_an_available_share(make_share, media_root):

@@ -4,11 +4,11 @@ import hashlib
 import re
 
 import pytest
+from conftest import stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from apps.shares.models import Share
-from conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
