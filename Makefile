@@ -20,12 +20,12 @@ install: $(BIN)/.installed
 migrate: install
 	$(MANAGE) migrate --noinput
 
+# The web server, a Celery worker and beat, together (Procfile); Ctrl-C stops them all.
 # gunicorn with threads: a slow upload or download holds a thread, not a whole worker, and
 # is never killed by the worker timeout. Access logs stay off: paths carry secrets.
 run: migrate
 	$(MANAGE) collectstatic --noinput --verbosity 0
-	cd django_backend && ../$(BIN)/gunicorn core.wsgi --bind $(HOST):$(PORT) \
-		--worker-class gthread --workers 2 --threads 8
+	WEB_BIND=$(HOST):$(PORT) $(BIN)/honcho start --no-prefix -f Procfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ Files go to a fresh MEDIA_ROOT and upload temp directory per test, so a test can
 exactly what is left on disk.
 """
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,20 @@ import pytest
 from django.core.files.base import ContentFile
 
 from apps.shares import services
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """One test database per run, so that runs side by side cannot collide."""
+    from django.conf import settings
+
+    suffix = f"_{os.getpid()}"
+    for database in settings.DATABASES.values():
+        test = database.setdefault("TEST", {})
+        if database["ENGINE"].endswith("sqlite3"):
+            test["NAME"] = str(settings.VAR_DIR / f"test-db{suffix}.sqlite3")
+        else:
+            test["NAME"] = f"test_{database['NAME']}{suffix}"
 
 
 @pytest.fixture(autouse=True)

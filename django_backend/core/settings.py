@@ -142,6 +142,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Fail fast when the server is unreachable, rather than hold a request (and readiness).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -257,9 +259,11 @@ LOGGING = {
 CSRF_FAILURE_VIEW = "apps.common.views.csrf_failure"
 
 # Celery. Broker: CELERY_BROKER_URL, else REDIS_URL, else the filesystem under var/.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = (
+    env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://localhost/"
+)
 CELERY_BROKER_DIR = VAR_DIR / "celery"
-if CELERY_BROKER_URL == "filesystem://":
+if CELERY_BROKER_URL.startswith("filesystem://"):
     (CELERY_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
@@ -285,7 +289,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-PURGE_INTERVAL = env_int("PURGE_INTERVAL", 60, minimum=5)
+PURGE_INTERVAL = env_int("PURGE_INTERVAL", 60, minimum=1)
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "purge-shares": {"task": "apps.shares.tasks.purge_shares", "schedule": PURGE_INTERVAL},
