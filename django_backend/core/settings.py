@@ -86,6 +86,7 @@ MIDDLEWARE = [
     # Before CSRF and sessions: an oversized upload is answered 413 before anything
     # else reads the request body.
     "apps.shares.middleware.UploadLimitMiddleware",
+    "apps.common.middleware.ApiErrorShapeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -18,6 +18,7 @@ from . import ratelimits, services
 from .clients import actor_from_request
 from .downloads import share_file_response
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
+from .filenames import clean_filename
 from .links import manage_url, share_url
 from .models import Share
 from .tokens import share_token_for, token_hash
@@ -172,7 +173,8 @@ def put_share(
 ):
     """`key` is the file's name, as `curl -T FILE URL/` appends it. The body is the file,
     streamed to disk as it arrives; options are query parameters."""
-    filename = key
+    # Cleaned before it names anything, even the temporary file.
+    filename = clean_filename(key)
     # Check the limits and options before reading a possibly large body.
     ratelimits.count(request, "upload")
     services.validate_share_options(
