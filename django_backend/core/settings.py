@@ -195,14 +195,48 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VAR_DIR / "media")
 MEDIA_URL = None  # uploads are never served as static files; downloads go through the claim.
 
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
-if STORAGE_BACKEND != "local":
-    raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local', got {STORAGE_BACKEND!r}.")
+if STORAGE_BACKEND not in {"local", "s3"}:
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', got {STORAGE_BACKEND!r}.")
 
 STORAGES = {
     # FileSystemStorage stores under MEDIA_ROOT with FILE_UPLOAD_PERMISSIONS.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+if STORAGE_BACKEND == "s3":
+    from boto3.s3.transfer import TransferConfig
+
+    MIB = 1024**2
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME must be set when STORAGE_BACKEND=s3.")
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            # Empty values fall back to boto3's own chain (environment, instance role).
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            # For S3-compatible stores: http://minio:9000 and addressing style "path".
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            "location": env.str("AWS_LOCATION", default=""),
+            "default_acl": None,  # private: the bucket's policy applies
+            # Names are random: skip the existence check before every write.
+            "file_overwrite": True,
+            # Uploads go up in 8 MiB parts, two at a time: memory stays bounded.
+            "transfer_config": TransferConfig(
+                multipart_threshold=env_int(
+                    "AWS_S3_MULTIPART_THRESHOLD", 8 * 1024**2, minimum=5 * 1024**2
+                ),
+                multipart_chunksize=env_int(
+                    "AWS_S3_MULTIPART_CHUNKSIZE", 8 * 1024**2, minimum=5 * 1024**2
+                ),
+                max_concurrency=2,
+            ),
+        },
+    }
 
 # Uploads: every upload streams through our handler, which hashes it, counts it against
 # MAX_UPLOAD_SIZE and always spools it to a temporary file (never to memory).
@@ -299,6 +333,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECONCILE_INTERVAL,
     },
 }
+# After the last download, a task deletes the bytes this many seconds later (the response
+# deletes them at once when the app streams; with nginx offload this is what deletes them).
+PURGE_AFTER_LAST_DOWNLOAD = env_int("PURGE_AFTER_LAST_DOWNLOAD", 30, minimum=0)
+if PURGE_AFTER_LAST_DOWNLOAD > 600:
+    raise ImproperlyConfigured("PURGE_AFTER_LAST_DOWNLOAD must be at most 600 seconds.")
+# Downloads: "" (the app streams them, with the WSGI server's sendfile where it can) or
+# "nginx" (the app answers X-Accel-Redirect and nginx sends the file).
+DOWNLOAD_OFFLOAD = env.str("DOWNLOAD_OFFLOAD", default="")
+if DOWNLOAD_OFFLOAD not in {"", "nginx"}:
+    raise ImproperlyConfigured(
+        f"DOWNLOAD_OFFLOAD must be empty or 'nginx', got {DOWNLOAD_OFFLOAD!r}."
+    )
+DOWNLOAD_OFFLOAD_LOCATION = env.str("DOWNLOAD_OFFLOAD_LOCATION", default="/_protected/")
 # A file in storage with no row is an orphan only once it is older than this: an upload
 # writes its file before its row commits.
 RECONCILE_GRACE_SECONDS = env_int("RECONCILE_GRACE_SECONDS", 3600, minimum=0)

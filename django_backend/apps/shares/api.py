@@ -16,7 +16,7 @@ from apps.common.errors import error_response, share_error_response
 
 from . import ratelimits, services
 from .clients import actor_from_request
-from .downloads import share_file_response
+from .downloads import download_response
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .filenames import clean_filename
 from .links import manage_url, share_url
@@ -253,14 +253,11 @@ def download_share(request: HttpRequest, token: str):
     ratelimits.count(request, "download")
     ratelimits.check(request, "password", password_scope)
     try:
-        share = services.share_claim(
-            share_token=token, password=_password_from(request), actor=actor
-        )
+        return download_response(share_token=token, password=_password_from(request), actor=actor)
     except (PasswordRequired, WrongPassword) as exc:
         if isinstance(exc, WrongPassword):
             ratelimits.count(request, "password", password_scope)
         raise
-    return share_file_response(share, actor)
 
 
 @api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")

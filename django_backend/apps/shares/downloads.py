@@ -1,14 +1,21 @@
-"""Streaming a claimed share to the client."""
+"""Sending a claimed share to the client.
+
+The bytes are opened before the download is counted, so a storage failure costs the
+recipient nothing; then the claim; then the response: streamed by the app (with the WSGI
+server's sendfile for local files), or handed to nginx with X-Accel-Redirect.
+"""
 
 import logging
+from urllib.parse import quote
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 
 from . import services
 from .clients import SYSTEM, Actor
-from .exceptions import ShareGone
+from .exceptions import ShareGone, StorageUnavailable
 from .filenames import attachment_disposition
 from .models import Share
 
@@ -27,7 +34,7 @@ class _TrackedFile(File):
     """
 
     def __init__(self, file: File, share: Share, actor: Actor) -> None:
-        super().__init__(file, name=file.name)
+        super().__init__(file, name=share.storage_name)
         self._share_id = share.pk
         self._size = share.size
         self._actor = actor
@@ -36,7 +43,7 @@ class _TrackedFile(File):
     def close(self) -> None:
         try:
             position = self.file.tell()
-        except (OSError, ValueError):
+        except (AttributeError, OSError, ValueError):
             position = 0
         try:
             super().close()
@@ -48,23 +55,65 @@ class _TrackedFile(File):
                 )
 
 
-def share_file_response(share: Share, actor: Actor = SYSTEM) -> FileResponse:
-    """An attachment response that streams the bytes in blocks; never rendered inline."""
+def open_stored(share: Share) -> File:
+    """A readable stream of the share's bytes, never loaded whole into memory."""
     try:
         stored = default_storage.open(share.storage_name, "rb")
+        s3_object = getattr(stored, "obj", None)
+        if s3_object is not None:
+            # django-storages' S3File would first copy the whole object into a spooled
+            # temporary file (in memory up to AWS_S3_MAX_MEMORY_SIZE, which defaults to no
+            # limit); the object's body streams straight from S3 instead.
+            return File(s3_object.get()["Body"], name=share.storage_name)
+        return stored
     except FileNotFoundError:
-        # Claimed but the bytes are gone: the reconciler marks such rows purged.
-        logger.error("Share %s was claimed but its bytes are missing.", share.pk)
+        # The reconciler marks such rows purged; nothing is counted.
+        logger.error("Share %s has no bytes in storage.", share.pk)
         raise ShareGone() from None
+    except Exception as exc:  # any storage client error: the recipient may try again
+        logger.error("Could not open share %s in storage: %s", share.pk, exc)
+        raise StorageUnavailable() from exc
+
+
+def download_response(*, share_token: str, password: str, actor: Actor = SYSTEM) -> HttpResponse:
+    """Authorize, open the bytes, take one download, and answer with the attachment."""
+    share = services.share_authorize(share_token=share_token, password=password, actor=actor)
+    if settings.DOWNLOAD_OFFLOAD == "nginx":
+        if not default_storage.exists(share.storage_name):
+            logger.error("Share %s has no bytes in storage.", share.pk)
+            raise ShareGone()
+        share = services.share_claim_authorized(share=share, actor=actor)
+        return _offload_response(share)
+    stream = open_stored(share)
+    try:
+        share = services.share_claim_authorized(share=share, actor=actor)
+    except BaseException:
+        stream.close()
+        raise
     response = FileResponse(
-        _TrackedFile(stored, share, actor), content_type="application/octet-stream"
+        _TrackedFile(stream, share, actor), content_type="application/octet-stream"
     )
     response.block_size = BLOCK_SIZE
     response.headers["Content-Length"] = str(share.size)
+    _attachment_headers(response, share)
+    return response
+
+
+def _offload_response(share: Share) -> HttpResponse:
+    # nginx serves the file from an `internal` location; the bytes are deleted by the task
+    # enqueued with the claim (unlinking a file nginx already has open is safe).
+    response = HttpResponse(content_type="application/octet-stream")
+    response.headers["X-Accel-Redirect"] = settings.DOWNLOAD_OFFLOAD_LOCATION + quote(
+        share.storage_name
+    )
+    _attachment_headers(response, share)
+    return response
+
+
+def _attachment_headers(response: HttpResponse, share: Share) -> None:
     response.headers["Content-Disposition"] = attachment_disposition(share.name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     # If a browser ever renders it anyway, it is in a sandbox with no script and no origin.
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
-    return response

@@ -44,6 +44,10 @@ class ShareQuerySet(models.QuerySet):
         """Ended shares whose bytes are still in storage, unless kept for review."""
         return self.ended().filter(purged_at__isnull=True, quarantined_at__isnull=True)
 
+    def purged(self) -> "ShareQuerySet":
+        """Shares whose bytes have been deleted."""
+        return self.filter(purged_at__isnull=False)
+
     def stored(self) -> "ShareQuerySet":
         """Shares whose bytes are in storage."""
         return self.filter(purged_at__isnull=True)

@@ -184,21 +184,34 @@ def share_check_password(*, share: Share, password: str, actor: Actor = SYSTEM) 
         raise WrongPassword()
 
 
+def share_authorize(*, share_token: str, password: str = "", actor: Actor = SYSTEM) -> Share:
+    """The share behind a link, if it can be downloaded now with this password.
+
+    Raises ShareNotFound, ShareGone, PasswordRequired or WrongPassword; consumes nothing.
+    """
+    share = share_get(share_token=share_token)
+    share_check_password(share=share, password=password, actor=actor)
+    return share
+
+
 def share_claim(*, share_token: str, password: str = "", actor: Actor = SYSTEM) -> Share:
+    """Authorize, then take one download (see share_claim_authorized)."""
+    share = share_authorize(share_token=share_token, password=password, actor=actor)
+    return share_claim_authorized(share=share, actor=actor)
+
+
+def share_claim_authorized(*, share: Share, actor: Actor = SYSTEM) -> Share:
     """Take one download, exactly: of any number of simultaneous claims on any number of
     processes, at most `max_downloads` succeed; the others raise ShareGone.
 
     The guarantee is a single conditional UPDATE: the database applies
     `downloads = downloads + 1 WHERE downloads < max_downloads AND ...` under its row lock
     (PostgreSQL) or its write lock (SQLite), so the check and the increment cannot be
-    separated by another claim. The password is checked before, outside any lock, since
-    Argon2 is slow by design.
+    separated by another claim. The password was checked before (share_authorize), outside
+    any lock, since Argon2 is slow by design.
 
     The count is taken when the download starts: a download that breaks off still counts.
     """
-    share = share_get(share_token=share_token)
-    share_check_password(share=share, password=password, actor=actor)
-
     now = timezone.now()
     with transaction.atomic():
         claimed = Share.objects.filter(
@@ -223,7 +236,11 @@ def share_claim(*, share_token: str, password: str = "", actor: Actor = SYSTEM) 
         _record(share, ShareEvent.Kind.DOWNLOAD_STARTED, actor, at=now)
         if share.consumed_at is not None:
             # The response deletes the bytes when it closes; this is the safety net.
-            enqueue_on_commit("apps.shares.tasks.purge_share", share.pk)
+            enqueue_on_commit(
+                "apps.shares.tasks.purge_share",
+                share.pk,
+                countdown=settings.PURGE_AFTER_LAST_DOWNLOAD,
+            )
     logger.info("Share %s claimed (%s of %s).", share.pk, share.downloads, share.max_downloads)
     return share
 
@@ -372,7 +389,7 @@ def shares_stats() -> dict:
         "expired": Share.objects.expired().count(),
         "revoked": Share.objects.revoked().count(),
         "quarantined": Share.objects.quarantined().count(),
-        "purged": Share.objects.filter(purged_at__isnull=False).count(),
+        "purged": Share.objects.purged().count(),
         "total": Share.objects.count(),
         "bytes_stored": Share.objects.stored().aggregate(total=Sum("size"))["total"] or 0,
         "oldest_active_created_at": oldest["created_at"] if oldest else None,
@@ -417,15 +434,26 @@ def share_release(*, share_id: int) -> bool:
     return bool(released)
 
 
+def share_remove(*, share_id: int, actor: Actor = OPERATOR) -> Share:
+    """An operator ends a share for good, even one held for review: lift the hold, revoke,
+    delete the bytes."""
+    with transaction.atomic():
+        if Share.objects.filter(pk=share_id, quarantined_at__isnull=False).update(
+            quarantined_at=None
+        ):
+            _record(Share.objects.get(pk=share_id), ShareEvent.Kind.RELEASED, actor)
+    return share_revoke(share_id=share_id, actor=actor)
+
+
 def report_resolve(*, report_id: int, resolution: str) -> AbuseReport:
     """Close an abuse report, acting on its share: hold it, remove it, or leave it."""
     report = AbuseReport.objects.select_related("share").get(pk=report_id)
     if resolution == AbuseReport.Resolution.QUARANTINED:
-        share_quarantine(share_id=report.share_id)
+        if not share_quarantine(share_id=report.share_id) and report.share.purged_at:
+            # Nothing left to hold: the bytes are already gone.
+            resolution = AbuseReport.Resolution.DISMISSED
     elif resolution == AbuseReport.Resolution.REMOVED:
-        # A held share keeps its bytes even when revoked; removal lifts the hold first.
-        Share.objects.filter(pk=report.share_id).update(quarantined_at=None)
-        share_revoke(share_id=report.share_id, actor=OPERATOR)
+        share_remove(share_id=report.share_id, actor=OPERATOR)
     elif resolution != AbuseReport.Resolution.DISMISSED:
         raise InvalidShareOption("resolution", "is not a known resolution.")
     AbuseReport.objects.filter(pk=report.pk).update(

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.http import HttpRequest
 
-from .exceptions import TooLarge
+from .exceptions import InvalidShareOption, TooLarge
 
 RAW_CHUNK_SIZE = 256 * 1024
 _TOO_LARGE_FLAG = "_share_upload_too_large"
@@ -75,6 +75,7 @@ def spool_request_body(
     handler = ShareUploadHandler(request)
     handler.new_file("file", name, content_type, None)
     stream = _body_stream(request)
+    declared = request.META.get("CONTENT_LENGTH")
     received = 0
     try:
         while chunk := stream.read(RAW_CHUNK_SIZE):
@@ -82,9 +83,17 @@ def spool_request_body(
             received += len(chunk)
     except UploadTooLarge:
         raise too_large_error() from None
+    except OSError:  # UnreadablePostError, the WSGI server's "no more data": client left
+        handler.file.close()
+        raise InvalidShareOption("body", "ended before the upload was complete.") from None
     except BaseException:
         handler.file.close()
         raise
+    # A client that goes away mid-body leaves a short read, not an error: a truncated file
+    # must never become a share.
+    if declared and declared.isdigit() and received != int(declared):
+        handler.file.close()
+        raise InvalidShareOption("body", f"ended after {received} of {declared} bytes.")
     return handler.file_complete(received)
 
 

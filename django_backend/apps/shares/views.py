@@ -17,7 +17,7 @@ from apps.common.errors import share_error_response
 
 from . import ratelimits, services
 from .clients import actor_from_request
-from .downloads import share_file_response
+from .downloads import download_response
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .forms import DownloadForm, ReportForm, ShareForm
 from .links import manage_url, share_url
@@ -99,10 +99,9 @@ def download(request: HttpRequest, share_token: str) -> HttpResponse:
     try:
         ratelimits.count(request, "download")
         ratelimits.check(request, "password", password_scope)
-        share = services.share_claim(
+        return download_response(
             share_token=share_token, password=form.data.get("password", ""), actor=actor
         )
-        return share_file_response(share, actor)
     except (PasswordRequired, WrongPassword) as exc:
         if isinstance(exc, WrongPassword):
             ratelimits.count(request, "password", password_scope)

@@ -16,6 +16,8 @@ from django.http import HttpResponseBase
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from apps.shares.models import Share
+
 pytestmark = pytest.mark.django_db
 
 
@@ -352,4 +354,25 @@ def test_upload_form_exactly_at_the_limit_is_accepted_with_csrf(media_root, uplo
     assert share["sha256"] == hashlib.sha256(AT_LIMIT).hexdigest()
     [stored] = stored_files(media_root)
     assert stored.read_bytes() == AT_LIMIT
+    assert stored_files(upload_tmp) == []
+
+
+def test_a_put_body_shorter_than_its_declared_length_is_refused_and_nothing_kept(
+    client, media_root, upload_tmp
+):
+    # The client declared 10 000 bytes and went away after 1 000: the server's input
+    # stream simply ends early.
+    response = client.generic(
+        "PUT",
+        "/api/v1/shares/cut-short.bin",
+        b"x" * 10000,
+        content_type="application/octet-stream",
+        **{"wsgi.input": io.BytesIO(b"x" * 1000)},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert "ended after 1000 of 10000 bytes" in response.json()["error"]["message"]
+    assert Share.objects.count() == 0
+    assert stored_files(media_root) == []
     assert stored_files(upload_tmp) == []
