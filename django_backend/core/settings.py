@@ -77,11 +77,21 @@ INSTALLED_APPS = [
     "ninja",
     "csp",
     "apps.common",
+    "apps.accounts",
     "apps.shares",
 ]
 
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:shares"
+LOGOUT_REDIRECT_URL = "shares:upload"
+# Accounts are optional: anyone may upload unless this is off.
+ALLOW_ANONYMOUS_UPLOADS = env_bool("ALLOW_ANONYMOUS_UPLOADS", True)
+# Bytes of active shares one user may hold at once; 0 means no quota.
+USER_QUOTA_BYTES = env_int("USER_QUOTA_BYTES", 0)
+
 MIDDLEWARE = [
-    "log_request_id.middleware.RequestIDMiddleware",
+    "apps.common.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CSRF and sessions: an oversized upload is answered 413 before anything
@@ -395,6 +405,7 @@ RATE_LIMITS = {
     "download": env.str("RATE_LIMIT_DOWNLOADS", default="120/h"),
     "password": env.str("RATE_LIMIT_WRONG_PASSWORDS", default="10/h"),
     "report": env.str("RATE_LIMIT_REPORTS", default="10/h"),
+    "login": env.str("RATE_LIMIT_LOGINS", default="10/10m"),
 }
 for _name, _rate in RATE_LIMITS.items():
     if not re.fullmatch(r"\d+/\d*[smhd]", _rate):

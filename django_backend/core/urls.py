@@ -7,6 +7,7 @@ from apps.shares.api import api
 urlpatterns = [
     path("", include("apps.shares.urls")),
     path("api/v1/", api.urls),
+    path("account/", include("apps.accounts.urls")),
     path("health/", common_views.health, name="health"),
     path("health/ready/", common_views.ready, name="ready"),
     path("admin/", admin.site.urls),

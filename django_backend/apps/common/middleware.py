@@ -1,8 +1,24 @@
+import re
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from log_request_id.middleware import RequestIDMiddleware as BaseRequestIDMiddleware
 
 from .errors import error_response, wants_json
+
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+class RequestIDMiddleware(BaseRequestIDMiddleware):
+    """django-log-request-id, taking an incoming X-Request-ID only when it is well formed:
+    the id goes into every log line, where a forged one could fake key=value pairs."""
+
+    def _get_request_id(self, request: HttpRequest) -> str:
+        incoming = request.META.get(settings.LOG_REQUEST_ID_HEADER, "")
+        if WELL_FORMED_REQUEST_ID.fullmatch(incoming):
+            return incoming
+        return self._generate_id()
 
 
 class ApiErrorShapeMiddleware:

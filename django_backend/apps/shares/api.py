@@ -8,16 +8,26 @@ framework's, leaves as `{"error": {"code": ..., "message": ...}}`.
 import json
 from datetime import datetime
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import File, Form, NinjaAPI, Path, Schema, Status, UploadedFile
 from ninja.errors import HttpError, ValidationError
+from ninja.utils import check_csrf
 
+from apps.accounts.services import api_token_authenticate
 from apps.common.errors import error_response, share_error_response
 
 from . import ratelimits, services
 from .clients import actor_from_request
 from .downloads import download_response
-from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
+from .exceptions import (
+    Forbidden,
+    InvalidShareOption,
+    NotAuthenticated,
+    PasswordRequired,
+    ShareError,
+    WrongPassword,
+)
 from .filenames import clean_filename
 from .links import manage_url, share_url
 from .models import Share
@@ -70,6 +80,57 @@ class ShareOut(ShareMetaOut):
     created_at: datetime
     consumed_at: datetime | None
     revoked_at: datetime | None
+
+
+class OwnedShareOut(Schema):
+    """One of the caller's shares. Its links cannot be shown again: only hashes are kept."""
+
+    name: str
+    size: int
+    sha256: str
+    content_type: str
+    created_at: datetime
+    expires_at: datetime
+    max_downloads: int
+    downloads: int
+    downloads_remaining: int
+    password_required: bool
+    status: str
+    consumed_at: datetime | None
+    revoked_at: datetime | None
+
+
+class SharePageOut(Schema):
+    shares: list[OwnedShareOut]
+    next: str | None
+
+
+def _caller(request: HttpRequest):
+    """The user an API request acts for: by `Authorization: Bearer <token>`, or by the
+    session of the logged-in browser (the upload page's script), or nobody."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise NotAuthenticated("The Authorization header must be: Bearer <token>.")
+        user = api_token_authenticate(key=key.strip())
+        if user is None:
+            raise NotAuthenticated("This API token is not valid or has been revoked.")
+        return user
+    if request.user.is_authenticated:
+        # The API is exempt from CSRF for token and anonymous clients; a request that acts
+        # through a session cookie must still prove it came from our own page.
+        if check_csrf(request) is not None:
+            raise Forbidden("The CSRF check failed. Reload the page and try again.")
+        return request.user
+    return None
+
+
+def _uploader(request: HttpRequest):
+    owner = _caller(request)
+    if owner is None and not settings.ALLOW_ANONYMOUS_UPLOADS:
+        raise NotAuthenticated("Uploads need an account: send Authorization: Bearer <token>.")
+    return owner
 
 
 ERRORS = {
@@ -138,7 +199,9 @@ def create_share(
     max_downloads: Form[int] = 1,
     password: Form[str] = "",
 ):
-    """`expires_in` in seconds (default DEFAULT_EXPIRES_IN), `max_downloads` 1 to 100."""
+    """`expires_in` in seconds (default DEFAULT_EXPIRES_IN), `max_downloads` 1 to 100.
+    Anonymous, or as a user with `Authorization: Bearer <token>`."""
+    owner = _uploader(request)
     ratelimits.count(request, "upload")
     created = services.share_create(
         file=file,
@@ -147,6 +210,7 @@ def create_share(
         max_downloads=max_downloads,
         password=password,
         actor=actor_from_request(request),
+        owner=owner,
     )
     return Status(201, _share_out(request, created.share, created.manage_token))
 
@@ -175,7 +239,8 @@ def put_share(
     streamed to disk as it arrives; options are query parameters."""
     # Cleaned before it names anything, even the temporary file.
     filename = clean_filename(key)
-    # Check the limits and options before reading a possibly large body.
+    # Check the caller, limits and options before reading a possibly large body.
+    owner = _uploader(request)
     ratelimits.count(request, "upload")
     services.validate_share_options(
         expires_in=expires_in,
@@ -193,10 +258,25 @@ def put_share(
             max_downloads=max_downloads,
             password=password,
             actor=actor_from_request(request),
+            owner=owner,
         )
     finally:
         file.close()
     return Status(201, _share_out(request, created.share, created.manage_token))
+
+
+@api.get(
+    "/shares",
+    response={200: SharePageOut, **ERRORS},
+    summary="Your shares, newest first (needs an API token)",
+)
+def list_shares(request: HttpRequest, limit: int = 20, after: str | None = None):
+    """Cursor-paginated: pass the `next` of one page as `after` to get the next."""
+    owner = _caller(request)
+    if owner is None:
+        raise NotAuthenticated()
+    page = services.shares_of_owner(owner=owner, limit=limit, after=after)
+    return {"shares": page.shares, "next": page.next_cursor}
 
 
 # Same path as the PUT above: one URL pattern, two methods.

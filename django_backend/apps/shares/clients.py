@@ -20,7 +20,7 @@ PREVIEW_BOTS: list[tuple[str, str]] = [
     ("skypeuripreview", "Microsoft Teams"),
     ("teams", "Microsoft Teams"),
     ("microsoftpreview", "Outlook"),
-    ("ms office", "Outlook"),
+    ("ms-office", "Outlook"),
     ("outlook", "Outlook"),
     ("discordbot", "Discord"),
     ("whatsapp", "WhatsApp"),

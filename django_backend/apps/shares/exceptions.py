@@ -67,3 +67,15 @@ class RateLimited(ShareError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(f"Too many requests. Please try again in {self.retry_after} seconds.")
+
+
+class NotAuthenticated(ShareError):
+    status = 401
+    code = "unauthorized"
+    default_message = "Send an API token: Authorization: Bearer <token>."
+
+
+class Forbidden(ShareError):
+    status = 403
+    code = "forbidden"
+    default_message = "You are not allowed to do this."

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -60,6 +61,14 @@ class Share(models.Model):
         EXPIRED = "expired"
         REVOKED = "revoked"
 
+    # The sender, when logged in (or using an API token); anonymous shares have none.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="shares",
+    )
     # SHA-256 hex digests; the tokens themselves are never stored.
     share_token_hash = models.CharField(max_length=64, unique=True)
     manage_token_hash = models.CharField(max_length=64, unique=True)
@@ -100,6 +109,8 @@ class Share(models.Model):
             ),
         ]
         indexes = [
+            # "My shares" and GET /api/v1/shares: one owner's shares, newest first, by cursor.
+            models.Index(fields=["owner", "-created_at", "-id"], name="share_owner_newest"),
             # purge_shares scans for ended shares that still hold bytes.
             models.Index(
                 fields=["expires_at"],

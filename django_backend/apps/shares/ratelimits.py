@@ -21,15 +21,21 @@ def _usage(request: HttpRequest, scope: str, subject: str, *, increment: bool) -
     )
 
 
+def _retry_after(usage: dict) -> int:
+    # django-ratelimit's window still includes its last second: a client that waits exactly
+    # `time_left` would be refused once more.
+    return usage["time_left"] + 1
+
+
 def count(request: HttpRequest, scope: str, subject: str = "") -> None:
     """Count this request against `scope`'s limit; raise RateLimited once it is passed."""
     usage = _usage(request, scope, subject, increment=True)
     if usage and usage["should_limit"]:
-        raise RateLimited(retry_after=usage["time_left"])
+        raise RateLimited(retry_after=_retry_after(usage))
 
 
 def check(request: HttpRequest, scope: str, subject: str = "") -> None:
     """Raise RateLimited if `scope`'s limit is already used up, without counting."""
     usage = _usage(request, scope, subject, increment=False)
     if usage and usage["count"] >= usage["limit"]:
-        raise RateLimited(retry_after=usage["time_left"])
+        raise RateLimited(retry_after=_retry_after(usage))

@@ -6,18 +6,20 @@ outside database transactions: a crash between the two leaves an orphan in one d
 the other, which the reconciler removes, never a reachable half-file.
 """
 
+import base64
 import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Case, F, Sum, Value, When
+from django.db.models import Case, F, Q, Sum, Value, When
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from core.celery import enqueue_on_commit
@@ -29,6 +31,7 @@ from .exceptions import (
     ShareGone,
     ShareNotFound,
     StorageUnavailable,
+    TooLarge,
     WrongPassword,
 )
 from .filenames import clean_content_type, clean_filename
@@ -97,6 +100,7 @@ def share_create(
     max_downloads: int = 1,
     password: str = "",
     actor: Actor = SYSTEM,
+    owner=None,
 ) -> CreatedShare:
     """Store the bytes under a random name, then record the share.
 
@@ -109,8 +113,10 @@ def share_create(
     )
 
     display_name = clean_filename(name if name is not None else file.name)
-    sha256 = _sha256_of(file)
     size = file.size
+    if owner is not None:
+        _check_quota(owner=owner, adding=size)
+    sha256 = _sha256_of(file)
     try:
         storage_name = default_storage.save(
             f"{STORAGE_PREFIX}{secrets.token_hex(16)}", file, max_length=255
@@ -125,6 +131,7 @@ def share_create(
     try:
         with transaction.atomic():
             share = Share.objects.create(
+                owner=owner,
                 share_token_hash=token_hash(share_token),
                 manage_token_hash=token_hash(manage_token),
                 storage_name=storage_name,
@@ -143,6 +150,55 @@ def share_create(
         raise
     logger.info("Share %s created (%s bytes).", share.pk, size)
     return CreatedShare(share=share, share_token=share_token, manage_token=manage_token)
+
+
+def _check_quota(*, owner, adding: int) -> None:
+    quota = settings.USER_QUOTA_BYTES
+    if not quota:
+        return
+    used = Share.objects.active().filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+    if used + adding > quota:
+        raise TooLarge(
+            f"This upload would pass your quota of {filesizeformat(quota)} of active shares "
+            f"({filesizeformat(used)} in use). Revoke a share or wait for one to end."
+        )
+
+
+@dataclass(frozen=True)
+class SharePage:
+    shares: list[Share]
+    next_cursor: str | None
+
+
+def shares_of_owner(*, owner, limit: int = 20, after: str | None = None) -> SharePage:
+    """One owner's shares, newest first, `limit` at a time after an opaque cursor.
+
+    A cursor (the last row's creation time and id) rather than page numbers: pages stay
+    stable while new shares arrive, and the query is an index range scan at any depth.
+    """
+    if not 1 <= limit <= 100:
+        raise InvalidShareOption("limit", "must be between 1 and 100.")
+    shares = Share.objects.filter(owner=owner).order_by("-created_at", "-pk")
+    if after:
+        created_at, pk = _decode_cursor(after)
+        shares = shares.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+    page = list(shares[: limit + 1])
+    next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
+    return SharePage(shares=page[:limit], next_cursor=next_cursor)
+
+
+def _encode_cursor(share: Share) -> str:
+    raw = f"{share.created_at.isoformat()}|{share.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str):
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, pk = raw.rsplit("|", 1)
+        return datetime.fromisoformat(created_at), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidShareOption("after", "is not a cursor this service gave out.") from None
 
 
 def share_get(*, share_token: str) -> Share:

@@ -6,6 +6,7 @@ a response.
 """
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,7 +21,7 @@ from .clients import actor_from_request
 from .downloads import download_response
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .forms import DownloadForm, ReportForm, ShareForm
-from .links import manage_url, share_url
+from .links import manage_url, qr_svg, share_url
 from .models import Share
 from .tokens import share_token_for, token_hash
 
@@ -33,6 +34,8 @@ def _see_other(url: str) -> HttpResponseRedirect:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
+    if not settings.ALLOW_ANONYMOUS_UPLOADS and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
     status = 200
     if request.method == "POST":
         form = ShareForm(request.POST, request.FILES)
@@ -49,6 +52,7 @@ def upload(request: HttpRequest) -> HttpResponse:
                     max_downloads=form.cleaned_data["max_downloads"],
                     password=form.cleaned_data["password"],
                     actor=actor_from_request(request),
+                    owner=request.user if request.user.is_authenticated else None,
                 )
             except InvalidShareOption as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -153,10 +157,12 @@ def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
         share = services.share_get_for_manage(manage_token=manage_token)
     except ShareError as exc:
         return share_error_response(request, exc)
+    link = share_url(request, share_token_for(manage_token))
     context = {
         "share": share,
         "events": share.events.all(),
-        "share_url": share_url(request, share_token_for(manage_token)),
+        "share_url": link,
+        "share_qr": qr_svg(link),
         "manage_url": manage_url(request, manage_token),
         "revoke_path": reverse("shares:revoke", args=[manage_token]),
         "refresh_seconds": 10 if share.is_available else None,

@@ -1,0 +1,114 @@
+"""Accounts: sign up, log in (rate limited), My shares, API tokens.
+
+Every form here acts on a session, so every one keeps CSRF protection, and these pages
+keep Django's default `same-origin` referrer policy.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.common.errors import share_error_response
+from apps.shares import ratelimits
+from apps.shares import services as share_services
+from apps.shares.clients import actor_from_request
+from apps.shares.exceptions import ShareError
+from apps.shares.models import Share
+
+from . import services
+from .forms import ApiTokenForm, SignUpForm
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = SignUpForm(request.POST)
+        if form.is_valid():
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return HttpResponseRedirect(_safe_next(request) or reverse(settings.LOGIN_REDIRECT_URL))
+        status = 400
+    else:
+        form = SignUpForm()
+        status = 200
+    context = {"form": form, "next": _safe_next(request) or ""}
+    return render(request, "accounts/signup.html", context, status=status)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in (safe `?next=` handling included), limited per client IP."""
+
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            ratelimits.count(request, "login")
+        except ShareError as exc:
+            return share_error_response(request, exc)
+        return super().post(request, *args, **kwargs)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def my_shares(request: HttpRequest) -> HttpResponse:
+    try:
+        limit = int(request.GET.get("limit", 20))
+        page = share_services.shares_of_owner(
+            owner=request.user, limit=limit, after=request.GET.get("after") or None
+        )
+    except (ValueError, ShareError):
+        return redirect("accounts:shares")
+    return render(request, "accounts/shares.html", {"page": page, "limit": limit})
+
+
+@login_required
+@require_POST
+def revoke_share(request: HttpRequest, share_id: int) -> HttpResponse:
+    share = Share.objects.filter(pk=share_id, owner=request.user).first()
+    if share is None:
+        messages.error(request, "There is no such share among yours.")
+    else:
+        share_services.share_revoke(share_id=share.pk, actor=actor_from_request(request))
+        messages.success(request, f"“{share.name}” is revoked and its file deleted.")
+    return redirect("accounts:shares")
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    created = None
+    form = ApiTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        created = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
+        form = ApiTokenForm()
+    context = {"form": form, "created": created, "tokens": request.user.api_tokens.all()}
+    response = render(request, "accounts/tokens.html", context)
+    if created:
+        # The page shows a secret once: keep it out of every cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def revoke_api_token(request: HttpRequest, token_id: int) -> HttpResponse:
+    if services.api_token_revoke(user=request.user, token_id=token_id):
+        messages.success(request, "The token is revoked.")
+    return redirect("accounts:tokens")
