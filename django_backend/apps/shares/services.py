@@ -427,11 +427,10 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
                     purged_at=timezone.now()
                 ):
                     _record(share, ShareEvent.Kind.PURGED, Actor(agent="reconciler"))
-        logger.warning(
-            "Reconcile: share %s has no file; %s purged.",
-            share.pk,
-            "would be marked" if dry_run else "marked",
-        )
+        if dry_run:
+            logger.info("Reconcile: share %s has no file; would mark it purged.", share.pk)
+        else:
+            logger.warning("Reconcile: share %s had no file; marked purged.", share.pk)
     result = ReconcileResult(
         orphan_files=orphan_files, orphan_bytes=orphan_bytes, missing_files=missing
     )

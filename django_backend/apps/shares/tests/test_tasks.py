@@ -1,0 +1,241 @@
+"""The Celery tasks, run by a real worker consuming from the real Redis.
+
+The worker runs in a thread of the test process (solo pool), so it uses the same test
+database and the per-test MEDIA_ROOT; the tests are transactional so that it sees the rows
+they commit. Messages go through Redis (a dedicated database number, and a queue named after
+this process, so that test runs side by side never take each other's messages). Nothing is
+eager and nothing is waited for blindly: each test polls, with a deadline, for the effect the
+task has on files and rows.
+"""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+from django.db import transaction
+from django.utils import timezone
+
+from apps.shares import services, tasks
+from apps.shares.models import JobRun, Share, ShareEvent
+from core.celery import app, enqueue_on_commit
+
+BROKER_URL = "redis://127.0.0.1:6379/5"
+QUEUE = f"onetimeshare-test-tasks-{os.getpid()}"
+DEADLINE = 20.0  # seconds; a task takes milliseconds, this only bounds a broken test
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    """Poll until `condition()` holds; fail naming `what` once the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+def _drop_broker_pools() -> None:
+    # The app caches its connection and producer pools on first use, possibly for the
+    # filesystem broker of the default settings: drop them so that messages go to the broker
+    # configured now.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def _delete_queue_keys(client: redis.Redis) -> None:
+    # Only this run's keys: another run may be using the same Redis database.
+    keys = list(client.scan_iter(match=f"*{QUEUE}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup) -> Iterator[object]:
+    """A worker thread on this process's queue in Redis, for the whole module."""
+    client = redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"These tests need the Redis server at {BROKER_URL}: {exc}")
+    overrides = {
+        "broker_url": BROKER_URL,
+        # As core/settings.py configures Redis; the filesystem transport's options do not apply.
+        "broker_transport_options": {
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+        },
+        "task_default_queue": QUEUE,
+        "worker_enable_remote_control": False,
+    }
+    saved = {key: app.conf[key] for key in overrides}
+    app.conf.update(overrides)
+    _drop_broker_pools()
+    _delete_queue_keys(client)
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=15, queues=[QUEUE]
+        ) as worker:
+            yield worker
+    finally:
+        app.conf.update(saved)
+        _drop_broker_pools()
+        _delete_queue_keys(client)
+        client.close()
+
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker"),
+]
+
+
+def end_share(share: Share, how: str) -> None:
+    """Bring a share to an ended state in the database only, as time or a claim would.
+
+    Through the ORM, not the services: those would purge the bytes themselves (or enqueue
+    a purge), and the task under test would have nothing left to do.
+    """
+    now = timezone.now()
+    changes = {
+        "consumed": {"downloads": share.max_downloads, "consumed_at": now},
+        "expired": {"expires_at": now - timedelta(minutes=1)},
+        "revoked": {"revoked_at": now},
+    }[how]
+    Share.objects.filter(pk=share.pk).update(**changes)
+
+
+def is_purged(share: Share, media_root: Path) -> bool:
+    share.refresh_from_db()
+    return share.purged_at is not None and not (media_root / share.storage_name).exists()
+
+
+def test_purge_shares_task_deletes_the_bytes_of_every_ended_share_and_spares_the_active_one(
+    make_share, media_root
+):
+    active = make_share(b"still wanted", name="active.txt").share
+    consumed = make_share(b"consumed!", name="consumed.txt").share
+    expired = make_share(b"expired bytes", name="expired.txt").share
+    revoked = make_share(b"revoked", name="revoked.txt").share
+    end_share(consumed, "consumed")
+    end_share(expired, "expired")
+    end_share(revoked, "revoked")
+
+    tasks.purge_shares.delay()
+
+    # The job records its summary last: once it is there, the run is complete.
+    wait_for(lambda: JobRun.objects.filter(name="purge_shares").exists(), "purge_shares ran")
+    for share in (consumed, expired, revoked):
+        assert is_purged(share, media_root), share.name
+    assert JobRun.objects.get(name="purge_shares").summary == {
+        "shares": 3,
+        "bytes": len(b"consumed!") + len(b"expired bytes") + len(b"revoked"),
+        "rows_deleted": 0,
+    }
+    active.refresh_from_db()
+    assert active.purged_at is None
+    assert (media_root / active.storage_name).read_bytes() == b"still wanted"
+    assert active.status == Share.Status.ACTIVE
+
+
+def test_purge_share_task_purges_only_the_share_it_names(make_share, media_root):
+    named = make_share(b"delete me").share
+    other = make_share(b"not asked about").share
+    end_share(named, "consumed")
+    end_share(other, "consumed")
+
+    tasks.purge_share.delay(named.pk)
+
+    wait_for(lambda: is_purged(named, media_root), "the named share purged")
+    assert list(named.events.values_list("kind", flat=True)) == [
+        ShareEvent.Kind.CREATED,
+        ShareEvent.Kind.PURGED,
+    ]
+    other.refresh_from_db()
+    assert other.purged_at is None
+    assert (media_root / other.storage_name).read_bytes() == b"not asked about"
+
+
+def test_reconcile_storage_task_deletes_an_orphan_file_older_than_the_grace_period(
+    make_share, media_root, settings
+):
+    settings.RECONCILE_GRACE_SECONDS = 60
+    kept = make_share(b"has a row").share
+    orphan = media_root / "shares" / "0123456789abcdef0123456789abcdef"
+    orphan.write_bytes(b"no row")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+
+    app.send_task("apps.shares.tasks.reconcile_storage")
+
+    wait_for(lambda: JobRun.objects.filter(name="reconcile_storage").exists(), "reconcile ran")
+    assert not orphan.exists()
+    assert JobRun.objects.get(name="reconcile_storage").summary == {
+        "orphan_files": 1,
+        "orphan_bytes": len(b"no row"),
+        "missing_files": 0,
+    }
+    assert (media_root / kept.storage_name).read_bytes() == b"has a row"
+
+
+def test_last_claim_has_the_worker_purge_the_bytes_after_the_countdown_without_a_response(
+    make_share, media_root, settings
+):
+    # The response deletes the bytes when it closes; here there is none (nginx sends the
+    # file, or the process died), and the task the claim enqueued is what deletes them.
+    settings.PURGE_AFTER_LAST_DOWNLOAD = 1
+    created = make_share(b"one time only", max_downloads=1)
+
+    services.share_claim(share_token=created.share_token)
+
+    wait_for(lambda: is_purged(created.share, media_root), "the claimed share purged")
+    assert created.share.status == Share.Status.CONSUMED
+    events = dict(created.share.events.values_list("kind", "at"))
+    waited = events[ShareEvent.Kind.PURGED] - events[ShareEvent.Kind.DOWNLOAD_STARTED]
+    assert waited >= timedelta(seconds=1)
+
+
+def test_enqueue_on_commit_sends_nothing_when_the_transaction_rolls_back(make_share, media_root):
+    rolled_back = make_share(b"rolled back").share
+    marker = make_share(b"marker").share
+    end_share(rolled_back, "consumed")
+    end_share(marker, "consumed")
+
+    with transaction.atomic():
+        enqueue_on_commit("apps.shares.tasks.purge_share", rolled_back.pk)
+        transaction.set_rollback(True)
+    enqueue_on_commit("apps.shares.tasks.purge_share", marker.pk)
+
+    # One worker takes the queue in order: had the first message been sent, it would have
+    # been handled before the marker's.
+    wait_for(lambda: is_purged(marker, media_root), "the marker share purged")
+    rolled_back.refresh_from_db()
+    assert rolled_back.purged_at is None
+    assert (media_root / rolled_back.storage_name).read_bytes() == b"rolled back"
+
+
+def test_enqueue_on_commit_sends_only_once_the_transaction_commits(make_share, media_root):
+    on_commit = make_share(b"sent on commit").share
+    marker = make_share(b"marker").share
+    end_share(on_commit, "consumed")
+    end_share(marker, "consumed")
+
+    with transaction.atomic():
+        enqueue_on_commit("apps.shares.tasks.purge_share", on_commit.pk)
+        app.send_task("apps.shares.tasks.purge_share", args=[marker.pk])
+        # The marker was sent at once, behind anything already sent. Its bytes go before
+        # its row is updated, so this is observable while the transaction is still open
+        # (on SQLite the worker then waits for our write lock to update the row).
+        wait_for(
+            lambda: not (media_root / marker.storage_name).exists(), "the marker's bytes deleted"
+        )
+        assert (media_root / on_commit.storage_name).read_bytes() == b"sent on commit"
+
+    wait_for(lambda: is_purged(on_commit, media_root), "the share purged after the commit")
+    assert is_purged(marker, media_root)
