@@ -23,7 +23,8 @@ environ.Env.read_env(REPO_DIR / ".env", overwrite=False)
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     """An integer from the environment; a bad value fails start-up naming the variable."""
-    raw = env.str(name, default=str(default)).strip()
+    # An empty value (`NAME=` in .env) means the default, as for every setting here.
+    raw = env.str(name, default="").strip() or str(default)
     try:
         value = int(raw)
     except ValueError:
@@ -39,10 +40,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_bool(name: str, default: bool) -> bool:
-    raw = env.str(name, default="1" if default else "0").strip().lower()
+    raw = env.str(name, default="").strip().lower()
+    if raw == "":
+        return default
     if raw in {"1", "true", "yes", "on"}:
         return True
-    if raw in {"0", "false", "no", "off", ""}:
+    if raw in {"0", "false", "no", "off"}:
         return False
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}.")
 
