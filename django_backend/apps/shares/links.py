@@ -31,6 +31,7 @@ def qr_svg(url: str) -> str:
         border=2,
         xmldecl=False,
         svgns=True,
+        omitsize=True,  # a viewBox only: the stylesheet sets the size
         svgclass="qr",
         title="QR code of the share link",
     )

@@ -1,8 +1,25 @@
 // Show each <time data-local> in the viewer's own time zone (the page renders UTC).
-document.querySelectorAll("time[data-local]").forEach((element) => {
-  const when = new Date(element.getAttribute("datetime"));
-  if (!Number.isNaN(when.getTime())) {
-    element.textContent = when.toLocaleString();
-    element.title = element.getAttribute("datetime");
+// data-style="date" leaves out the seconds. Run again on content the manage page swaps in.
+(() => {
+  "use strict";
+
+  const STYLES = {
+    date: { dateStyle: "medium", timeStyle: "short" },
+    full: { dateStyle: "medium", timeStyle: "medium" },
+  };
+
+  function localize(root) {
+    root.querySelectorAll("time[data-local]").forEach((element) => {
+      const when = new Date(element.getAttribute("datetime"));
+      if (Number.isNaN(when.getTime())) {
+        return;
+      }
+      const style = STYLES[element.dataset.style] ?? STYLES.full;
+      element.textContent = when.toLocaleString(undefined, style);
+      element.title = element.getAttribute("datetime");
+    });
   }
-});
+
+  localize(document);
+  document.addEventListener("ots:updated", (event) => localize(event.target));
+})();
