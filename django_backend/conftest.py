@@ -4,15 +4,20 @@ Files go to a fresh MEDIA_ROOT and upload temp directory per test, so a test can
 exactly what is left on disk.
 """
 
+import json
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.core.files.base import ContentFile
+from django.http import HttpResponseBase
+from django.utils import timezone
 
 from apps.shares import services
+from apps.shares.models import Share
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +78,32 @@ def make_share(db) -> Callable[..., services.CreatedShare]:
         return services.share_create(file=ContentFile(content, name=name), **options)
 
     return make
+
+
+def assert_api_error(response: HttpResponseBase, status: int, code: str) -> str:
+    """The response is `status` with exactly {"error": {"code", "message"}}; its message."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = json.loads(response.content)
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    message = body["error"]["message"]
+    assert isinstance(message, str)
+    assert message.strip()
+    return message
+
+
+def end_share(share: Share, how: str) -> None:
+    """Bring a share to an ended state in the database only, as time or a claim would.
+
+    Through the ORM, not the services: those would purge the bytes themselves (or enqueue
+    a purge), and the purge under test would have nothing left to do.
+    """
+    now = timezone.now()
+    changes = {
+        "consumed": {"downloads": share.max_downloads, "consumed_at": now},
+        "expired": {"expires_at": now - timedelta(minutes=1)},
+        "revoked": {"revoked_at": now},
+    }[how]
+    Share.objects.filter(pk=share.pk).update(**changes)

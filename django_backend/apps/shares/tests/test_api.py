@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from conftest import stored_files
+from conftest import assert_api_error, stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponseBase
 from django.test import Client
@@ -65,20 +65,6 @@ def utc(value: str) -> datetime:
     assert isinstance(value, str)
     assert ISO_UTC.fullmatch(value), f"not UTC ISO 8601 with Z: {value!r}"
     return datetime.fromisoformat(value)
-
-
-def assert_error(response: HttpResponseBase, status: int, code: str) -> str:
-    """The response is `status` with exactly {"error": {"code", "message"}}; its message."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = json.loads(response.content)
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] == code
-    message = body["error"]["message"]
-    assert isinstance(message, str)
-    assert message.strip()
-    return message
 
 
 def upload(
@@ -234,7 +220,7 @@ def test_put_with_a_password_query_parameter_protects_the_share(client):
     assert response.status_code == 201, response.content
     token = response.json()["token"]
     assert response.json()["password_required"] is True
-    assert_error(download(client, token), 401, "password_required")
+    assert_api_error(download(client, token), 401, "password_required")
     assert_downloads(client, token, data={"password": PASSWORD})
 
 
@@ -305,8 +291,8 @@ def test_download_twice_answers_410_gone(client):
     share = upload(client)
     assert_downloads(client, share["token"])
 
-    assert_error(download(client, share["token"]), 410, "gone")
-    assert_error(client.get(f"/api/v1/shares/{share['token']}"), 410, "gone")
+    assert_api_error(download(client, share["token"]), 410, "gone")
+    assert_api_error(client.get(f"/api/v1/shares/{share['token']}"), 410, "gone")
 
 
 def test_last_download_deletes_the_bytes_from_storage(client, media_root):
@@ -327,8 +313,8 @@ def test_max_downloads_allows_exactly_that_many_downloads(client, media_root):
     assert len(stored_files(media_root)) == 1
     assert_downloads(client, share["token"])
 
-    assert_error(download(client, share["token"]), 410, "gone")
-    assert_error(client.get(meta_url), 410, "gone")
+    assert_api_error(download(client, share["token"]), 410, "gone")
+    assert_api_error(client.get(meta_url), 410, "gone")
     assert stored_files(media_root) == []
 
 
@@ -343,8 +329,8 @@ def protected_share(client) -> dict:
 def test_download_without_password_answers_401_and_consumes_nothing(client, protected_share):
     token = protected_share["token"]
 
-    assert_error(download(client, token), 401, "password_required")
-    assert_error(
+    assert_api_error(download(client, token), 401, "password_required")
+    assert_api_error(
         download(client, token, data={}, content_type="application/json"),
         401,
         "password_required",
@@ -359,8 +345,8 @@ def test_download_without_password_answers_401_and_consumes_nothing(client, prot
 def test_download_with_wrong_password_answers_403_and_consumes_nothing(client, protected_share):
     token = protected_share["token"]
 
-    assert_error(download(client, token, data={"password": "wrong"}), 403, "wrong_password")
-    assert_error(
+    assert_api_error(download(client, token, data={"password": "wrong"}), 403, "wrong_password")
+    assert_api_error(
         download(client, token, data={"password": "wrong"}, content_type="application/json"),
         403,
         "wrong_password",
@@ -410,19 +396,19 @@ def test_unknown_token_answers_404_not_found(client, method, path):
 
     response = getattr(client, method)(path.format(token=secrets.token_urlsafe(16)))
 
-    assert_error(response, 404, "not_found")
+    assert_api_error(response, 404, "not_found")
 
 
 def test_share_token_does_not_open_the_manage_api(client):
     share = upload(client)
 
-    assert_error(client.get(f"/api/v1/manage/{share['token']}"), 404, "not_found")
-    assert_error(client.delete(f"/api/v1/manage/{share['token']}"), 404, "not_found")
+    assert_api_error(client.get(f"/api/v1/manage/{share['token']}"), 404, "not_found")
+    assert_api_error(client.delete(f"/api/v1/manage/{share['token']}"), 404, "not_found")
     assert_downloads(client, share["token"])
 
 
 def test_unknown_api_path_answers_404_with_the_error_shape(client):
-    assert_error(client.get("/api/v1/no-such-thing"), 404, "not_found")
+    assert_api_error(client.get("/api/v1/no-such-thing"), 404, "not_found")
 
 
 def test_wrong_method_on_an_api_path_answers_405_with_the_error_shape(client):
@@ -444,7 +430,7 @@ def test_uploads_past_the_rate_limit_answer_429_rate_limited(
 
     response = client.post("/api/v1/shares", {"file": SimpleUploadedFile("third.txt", CONTENT)})
 
-    assert_error(response, 429, "rate_limited")
+    assert_api_error(response, 429, "rate_limited")
     assert int(response["Retry-After"]) > 0
     assert len(stored_files(media_root)) == 2
     assert stored_files(upload_tmp) == []
@@ -503,8 +489,8 @@ def test_manage_delete_answers_204_and_the_share_link_answers_410(client, media_
     assert stored_files(media_root) == []
     with frozen_at(revoked_at + timedelta(minutes=1)):
         assert client.get(f"/s/{share['token']}").status_code == 410
-        assert_error(client.get(f"/api/v1/shares/{share['token']}"), 410, "gone")
-        assert_error(download(client, share["token"]), 410, "gone")
+        assert_api_error(client.get(f"/api/v1/shares/{share['token']}"), 410, "gone")
+        assert_api_error(download(client, share["token"]), 410, "gone")
         revoked = client.get(manage_url).json()
     assert revoked["status"] == "revoked"
     assert utc(revoked["revoked_at"]) == revoked_at
@@ -561,8 +547,8 @@ def test_share_past_its_expiry_answers_410_without_any_cleanup_job(client):
         assert client.get(meta_url).status_code == 200
 
     with frozen_at(NOW + timedelta(seconds=3600)):
-        assert_error(client.get(meta_url), 410, "gone")
-        assert_error(download(client, share["token"]), 410, "gone")
+        assert_api_error(client.get(meta_url), 410, "gone")
+        assert_api_error(download(client, share["token"]), 410, "gone")
         assert client.get(f"/s/{share['token']}").status_code == 410
         manage = client.get(f"/api/v1/manage/{share['manage_token']}").json()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import stored_files
+from conftest import end_share, stored_files
 from django.core.management import CommandError, call_command
 from django.http import HttpResponseBase
 from django.utils import timezone
@@ -52,17 +52,6 @@ def printed_links(stdout: str) -> tuple[str, str]:
     manage = re.search(r"^Manage link:\s+(\S+)$", stdout, re.MULTILINE)
     assert share and manage, stdout
     return urlsplit(share[1]).path, urlsplit(manage[1]).path
-
-
-def end_share(share: Share, how: str) -> None:
-    """End a share in the database only, leaving its bytes for the purge to find."""
-    now = timezone.now()
-    changes = {
-        "consumed": {"downloads": share.max_downloads, "consumed_at": now},
-        "expired": {"expires_at": now - timedelta(minutes=1)},
-        "revoked": {"revoked_at": now},
-    }[how]
-    Share.objects.filter(pk=share.pk).update(**changes)
 
 
 def write_orphan(media_root: Path, content: bytes, *, age: float) -> Path:

@@ -7,13 +7,12 @@ cannot be split, cannot carry a path, and decodes to the cleaned name. No input 
 Django's test client re-raises an unhandled exception, so every request here proves it.
 """
 
-import json
 import re
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-from conftest import stored_files
+from conftest import assert_api_error, stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponseBase
 from django.test import Client
@@ -78,19 +77,6 @@ def multipart(fields: dict[str, str], *, filename: str, content: bytes) -> tuple
     )
     parts.append(f"--{BOUNDARY}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={BOUNDARY}"
-
-
-def assert_error(response: HttpResponseBase, status: int, code: str) -> str:
-    """The response is `status` with exactly {"error": {"code", "message"}}; its message."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = json.loads(response.content)
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"].strip()
-    return body["error"]["message"]
 
 
 def body_of(response: HttpResponseBase) -> bytes:
@@ -279,7 +265,7 @@ def test_put_with_an_encoded_slash_in_the_name_writes_nothing_outside_media_root
         assert_stored_safely(media_root, upload_tmp, raw_name)
         assert re.fullmatch(expected, response.json()["name"])
     else:
-        assert_error(response, 404, "not_found")
+        assert_api_error(response, 404, "not_found")
         assert stored_files(media_root.parent) == []
 
 
@@ -374,7 +360,7 @@ def test_invalid_option_on_api_multipart_answers_400_naming_the_field(
 
     response = client.post("/api/v1/shares", data)
 
-    message = assert_error(response, 400, "invalid")
+    message = assert_api_error(response, 400, "invalid")
     assert field in message
     assert_nothing_stored(media_root, upload_tmp)
 
@@ -391,7 +377,7 @@ def test_invalid_option_on_api_put_answers_400_naming_the_field(
         content_type="application/octet-stream",
     )
 
-    message = assert_error(response, 400, "invalid")
+    message = assert_api_error(response, 400, "invalid")
     assert field in message
     assert_nothing_stored(media_root, upload_tmp)
 
@@ -409,7 +395,7 @@ def test_api_multipart_without_a_file_answers_400_naming_the_field(
 ):
     response = client.post("/api/v1/shares", data)
 
-    message = assert_error(response, 400, "invalid")
+    message = assert_api_error(response, 400, "invalid")
     assert "file" in message
     assert_nothing_stored(media_root, upload_tmp)
 
@@ -476,7 +462,7 @@ def test_bad_json_body_on_download_answers_400_and_consumes_nothing(
         f"/api/v1/shares/{share_token}/download", data=body, content_type="application/json"
     )
 
-    message = assert_error(response, 400, "invalid")
+    message = assert_api_error(response, 400, "invalid")
     if field:
         assert field in message
     download = client.post(f"/api/v1/shares/{share_token}/download")
@@ -490,7 +476,7 @@ def test_multipart_without_a_boundary_answers_400(client, media_root, upload_tmp
 
     assert response.status_code == 400
     if path.startswith("/api/"):
-        assert_error(response, 400, "invalid")
+        assert_api_error(response, 400, "invalid")
     assert_nothing_stored(media_root, upload_tmp)
 
 
@@ -509,7 +495,7 @@ def test_put_with_an_undecodable_percent_encoded_name_never_stores_control_chara
         [stored] = stored_files(media_root)
         assert stored.resolve().is_relative_to((media_root / "shares").resolve())
     else:
-        assert_error(response, 400, "invalid")
+        assert_api_error(response, 400, "invalid")
         assert_nothing_stored(media_root, upload_tmp)
 
 
@@ -531,5 +517,5 @@ def test_flood_of_form_parts_answers_400(client, media_root, upload_tmp, path, e
 
     assert response.status_code == 400
     if path.startswith("/api/"):
-        assert_error(response, 400, "invalid")
+        assert_api_error(response, 400, "invalid")
     assert_nothing_stored(media_root, upload_tmp)

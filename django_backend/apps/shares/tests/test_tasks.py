@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
+from conftest import end_share
 from django.db import transaction
-from django.utils import timezone
 
 from apps.shares import services, tasks
 from apps.shares.models import JobRun, Share, ShareEvent
@@ -94,21 +94,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("celery_worker"),
 ]
-
-
-def end_share(share: Share, how: str) -> None:
-    """Bring a share to an ended state in the database only, as time or a claim would.
-
-    Through the ORM, not the services: those would purge the bytes themselves (or enqueue
-    a purge), and the task under test would have nothing left to do.
-    """
-    now = timezone.now()
-    changes = {
-        "consumed": {"downloads": share.max_downloads, "consumed_at": now},
-        "expired": {"expires_at": now - timedelta(minutes=1)},
-        "revoked": {"revoked_at": now},
-    }[how]
-    Share.objects.filter(pk=share.pk).update(**changes)
 
 
 def is_purged(share: Share, media_root: Path) -> bool:
