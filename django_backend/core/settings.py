@@ -388,10 +388,21 @@ if PURGE_AFTER_LAST_DOWNLOAD > 600:
     raise ImproperlyConfigured("PURGE_AFTER_LAST_DOWNLOAD must be at most 600 seconds.")
 # Downloads: "" (the app streams them, with the WSGI server's sendfile where it can) or
 # "nginx" (the app answers X-Accel-Redirect and nginx sends the file).
-DOWNLOAD_OFFLOAD = env.str("DOWNLOAD_OFFLOAD", default="")
+# "off" is "no offload" said explicitly, where an empty value means a deployment's default
+# (docker-compose.yml offloads to nginx unless .env says off).
+DOWNLOAD_OFFLOAD = env.str("DOWNLOAD_OFFLOAD", default="").strip().lower()
+if DOWNLOAD_OFFLOAD == "off":
+    DOWNLOAD_OFFLOAD = ""
 if DOWNLOAD_OFFLOAD not in {"", "nginx"}:
     raise ImproperlyConfigured(
-        f"DOWNLOAD_OFFLOAD must be empty or 'nginx', got {DOWNLOAD_OFFLOAD!r}."
+        f"DOWNLOAD_OFFLOAD must be empty, 'off' or 'nginx', got {DOWNLOAD_OFFLOAD!r}."
+    )
+if DOWNLOAD_OFFLOAD == "nginx" and STORAGE_BACKEND != "local":
+    # nginx sends files from MEDIA_ROOT; with S3 the bytes are in the bucket, and every
+    # download would be counted, then answered 404 by nginx.
+    raise ImproperlyConfigured(
+        f"DOWNLOAD_OFFLOAD=nginx needs STORAGE_BACKEND=local (got {STORAGE_BACKEND!r}); "
+        "set DOWNLOAD_OFFLOAD=off."
     )
 DOWNLOAD_OFFLOAD_LOCATION = env.str("DOWNLOAD_OFFLOAD_LOCATION", default="/_protected/")
 # A file in storage with no row is an orphan only once it is older than this: an upload
