@@ -22,9 +22,8 @@ from apps.common.management.commands.migrate_locked import MIGRATION_LOCK_ID
 
 DJANGO_DIR = Path(__file__).resolve().parents[1]
 
-on_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="advisory locks are PostgreSQL's"
-)
+# Advisory locks are PostgreSQL's: these run in the PostgreSQL pass of `make test` only.
+on_postgresql = pytest.mark.postgresql
 
 
 def other_session() -> psycopg.Connection:

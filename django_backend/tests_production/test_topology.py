@@ -43,7 +43,8 @@ import requests
 
 from .support import MAIN_TEMPLATE, nginx_binary, require, write_config
 
-pytestmark = pytest.mark.production
+# Once per `make test`, in the PostgreSQL pass: the topology brings its own database.
+pytestmark = [pytest.mark.production, pytest.mark.postgresql]
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 DJANGO_DIR = REPO_DIR / "django_backend"
@@ -193,8 +194,6 @@ def periodic_jobs_ran(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory) -> Iterator[Topology]:
-    if os.environ.get("DATABASE_URL", "").startswith("sqlite"):
-        pytest.skip("the production topology runs once per `make test`, in the PostgreSQL pass")
     nginx = nginx_binary()
     require(nginx is not None, "nginx is not installed")
     admin = postgres_admin()
