@@ -6,7 +6,7 @@ MANAGE := cd django_backend && ../$(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate test lint format bench clean
+.PHONY: install run migrate test e2e lint format bench clean
 
 # The virtualenv is rebuilt whenever the pinned requirements change.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -16,6 +16,12 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+# axe-core, injected by the browser tests' accessibility check (pinned in e2e/package-lock.json).
+E2E_AXE := e2e/node_modules/axe-core/axe.min.js
+$(E2E_AXE): e2e/package.json e2e/package-lock.json
+	npm ci --prefix e2e --no-audit --no-fund
+	touch $@
 
 migrate: install
 	$(MANAGE) migrate --noinput
@@ -35,11 +41,15 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint
+test: install lint $(E2E_AXE)
 	bash scripts/test.sh
+
+# Only the browser tests (Debian's Chromium at /usr/bin/chromium, or CHROMIUM_PATH).
+e2e: install $(E2E_AXE)
+	$(BIN)/pytest -m e2e django_backend/tests_e2e
 
 bench: install
 	$(BIN)/python bench/transfer.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache e2e/node_modules

@@ -65,6 +65,16 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
 
+class LogoutView(auth_views.LogoutView):
+    """Django's log-out (POST, with CSRF), plus a GET page holding that form, for pages
+    whose no-referrer policy makes a form posted from them fail the CSRF check."""
+
+    http_method_names = ["get", "head", "post", "options"]
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return render(request, "accounts/logout.html")
+
+
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def my_shares(request: HttpRequest) -> HttpResponse:

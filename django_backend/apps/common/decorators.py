@@ -10,6 +10,9 @@ def secret_url(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # Templates learn that a session form on this page would be posted with
+        # `Origin: null` (and fail its CSRF check): they link to a page that has one.
+        request.no_referrer = True
         response = view(request, *args, **kwargs)
         add_never_cache_headers(response)
         response.headers["Referrer-Policy"] = "no-referrer"

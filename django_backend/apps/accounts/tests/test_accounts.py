@@ -240,3 +240,21 @@ def test_the_upload_form_records_the_logged_in_owner(client, alice):
     )
 
     assert Share.objects.get().owner == alice
+
+
+def test_share_pages_link_to_a_log_out_page_instead_of_holding_the_form(client, alice):
+    # Under Referrer-Policy: no-referrer a browser posts forms with `Origin: null`, which
+    # fails the CSRF check of a session form: those pages link to one that can hold it.
+    client.force_login(alice)
+    created = upload(client)
+    manage = client.get(created.json()["manage_url"].removeprefix("http://testserver"))
+    upload_page = client.get("/")
+
+    assert 'href="/account/logout/"' in manage.content.decode()
+    assert 'action="/account/logout/"' not in manage.content.decode()
+    assert 'action="/account/logout/"' in upload_page.content.decode()
+    logout_page = client.get("/account/logout/")
+    assert logout_page.status_code == 200
+    assert "csrfmiddlewaretoken" in logout_page.content.decode()
+    assert client.post("/account/logout/").status_code == 302
+    assert client.get("/account/shares/").status_code == 302
