@@ -10,10 +10,12 @@ import base64
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -100,7 +102,7 @@ def share_create(
     max_downloads: int = 1,
     password: str = "",
     actor: Actor = SYSTEM,
-    owner=None,
+    owner: AbstractBaseUser | None = None,
 ) -> CreatedShare:
     """Store the bytes under a random name, then record the share.
 
@@ -121,7 +123,7 @@ def share_create(
         storage_name = default_storage.save(
             f"{STORAGE_PREFIX}{secrets.token_hex(16)}", file, max_length=255
         )
-    except OSError as exc:
+    except Exception as exc:  # disk full, S3 unreachable: any storage failure
         logger.error("Could not store an upload: %s", exc)
         raise StorageUnavailable() from exc
 
@@ -152,7 +154,7 @@ def share_create(
     return CreatedShare(share=share, share_token=share_token, manage_token=manage_token)
 
 
-def _check_quota(*, owner, adding: int) -> None:
+def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
     quota = settings.USER_QUOTA_BYTES
     if not quota:
         return
@@ -170,7 +172,9 @@ class SharePage:
     next_cursor: str | None
 
 
-def shares_of_owner(*, owner, limit: int = 20, after: str | None = None) -> SharePage:
+def shares_of_owner(
+    *, owner: AbstractBaseUser, limit: int = 20, after: str | None = None
+) -> SharePage:
     """One owner's shares, newest first, `limit` at a time after an opaque cursor.
 
     A cursor (the last row's creation time and id) rather than page numbers: pages stay
@@ -192,7 +196,7 @@ def _encode_cursor(share: Share) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str):
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, pk = raw.rsplit("|", 1)
@@ -522,7 +526,7 @@ def report_resolve(*, report_id: int, resolution: str) -> AbuseReport:
     return report
 
 
-def _record(share: Share, kind: str, actor: Actor, *, at=None) -> None:
+def _record(share: Share, kind: str, actor: Actor, *, at: datetime | None = None) -> None:
     ShareEvent.objects.create(
         share=share,
         kind=kind,
@@ -539,7 +543,7 @@ def _job_finished(name: str, result: object) -> None:
     )
 
 
-def _stored_names(prefix: str):
+def _stored_names(prefix: str) -> Iterator[str]:
     """Every file name under prefix in storage, recursively."""
     try:
         directories, files = default_storage.listdir(prefix)
@@ -554,7 +558,7 @@ def _stored_names(prefix: str):
 def _delete_bytes(storage_name: str) -> bool:
     try:
         default_storage.delete(storage_name)
-    except OSError as exc:
+    except Exception as exc:  # any storage failure, local or S3
         # The purge job retries; nothing is offered meanwhile, the share has ended.
         logger.warning("Could not delete %s from storage: %s", storage_name, exc)
         return False

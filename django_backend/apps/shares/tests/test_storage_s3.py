@@ -439,3 +439,29 @@ def test_readiness_answers_503_when_the_bucket_does_not_exist(client, settings, 
     assert body["checks"]["storage"]["ok"] is False
     assert "NoSuchBucket" in body["checks"]["storage"]["error"]
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_an_unreachable_store_answers_503_and_counts_nothing(client, settings, media_root):
+    # A closed port: the store is down.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "down",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "region_name": "us-east-1",
+                "endpoint_url": "http://127.0.0.1:1",
+                "addressing_style": "path",
+                "file_overwrite": True,
+                "client_config": Config(connect_timeout=1, retries={"max_attempts": 1}),
+            },
+        },
+    }
+
+    response = client.post("/api/v1/shares", {"file": SimpleUploadedFile("a.txt", b"abc")})
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
+    assert Share.objects.count() == 0
