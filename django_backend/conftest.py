@@ -102,7 +102,8 @@ def end_share(share: Share, how: str) -> None:
     """
     now = timezone.now()
     changes = {
-        "consumed": {"downloads": share.max_downloads, "consumed_at": now},
+        # Used up an hour ago: past the grace the purge job gives a last download.
+        "consumed": {"downloads": share.max_downloads, "consumed_at": now - timedelta(hours=1)},
         "expired": {"expires_at": now - timedelta(minutes=1)},
         "revoked": {"revoked_at": now},
     }[how]

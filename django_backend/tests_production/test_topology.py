@@ -11,6 +11,12 @@ the containers.
 - downloads offloaded to nginx (DOWNLOAD_OFFLOAD=nginx, X-Accel-Redirect), and the bytes
   deleted by the task the claim enqueues (PURGE_AFTER_LAST_DOWNLOAD=1).
 
+The whole topology runs twice, once per VARIANTS entry: "local-offload" is the above;
+"s3" stores the bytes in a bucket of a moto S3 server (a subprocess on a loopback port)
+with DOWNLOAD_OFFLOAD=off, so gunicorn streams each download from the bucket through nginx
+and deletes the object when the response closes (the task the claim enqueues is the net).
+Every test runs against both; where they differ, a helper asks the Variant.
+
 Every wait has a deadline; every process is stopped and the database dropped whatever
 happens. Needs nginx, PostgreSQL (TEST_POSTGRES_URL or postgres://postgres@127.0.0.1:5432)
 and Redis on 127.0.0.1:6379: skipped without them, failed in CI (REQUIRE_POSTGRES=1). Runs
@@ -34,12 +40,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
+import boto3
 import psycopg
 import pytest
 import redis
 import requests
+from botocore.config import Config
 
 from .support import MAIN_TEMPLATE, nginx_binary, require, write_config
 
@@ -64,6 +73,44 @@ START_DEADLINE = 90.0  # seconds: two entrypoints migrating a fresh database, co
 JOBS_DEADLINE = 30.0  # beat -> broker -> worker -> database, with PURGE_INTERVAL=2
 PURGE_DEADLINE = 20.0  # the purge task runs PURGE_AFTER_LAST_DOWNLOAD=1 s after the claim
 REQUEST_TIMEOUT = 30.0
+MOTO_DEADLINE = 30.0  # moto_server answers within a second or two
+STORAGE_NAME = re.compile(r"shares/[0-9a-f]{32}")
+
+S3_REGION = "us-east-1"
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What differs between the two runs of the topology, and what the tests expect of it."""
+
+    name: str
+    env: dict[str, str]  # on top of the common environment of every app process
+    s3: bool  # the bytes live in a bucket of a moto S3 server, not under MEDIA_ROOT
+    offloaded: bool  # nginx sends the bytes from disk (X-Accel-Redirect), not gunicorn
+
+
+VARIANTS = [
+    Variant(
+        "local-offload",
+        {"STORAGE_BACKEND": "local", "DOWNLOAD_OFFLOAD": "nginx"},
+        s3=False,
+        offloaded=True,
+    ),
+    Variant(
+        # AWS_S3_ENDPOINT_URL and AWS_STORAGE_BUCKET_NAME are added once moto is up.
+        "s3",
+        {
+            "STORAGE_BACKEND": "s3",
+            "DOWNLOAD_OFFLOAD": "off",  # nginx offload needs local files
+            **S3_CREDENTIALS,
+            "AWS_S3_REGION_NAME": S3_REGION,
+            "AWS_S3_ADDRESSING_STYLE": "path",
+        },
+        s3=True,
+        offloaded=False,
+    ),
+]
 
 
 @dataclass
@@ -79,6 +126,7 @@ class Process:
 
 @dataclass
 class Topology:
+    variant: Variant
     nginx_url: str  # nginx, in front of gunicorn A
     second_url: str  # gunicorn B, directly
     media_root: Path
@@ -86,6 +134,8 @@ class Topology:
     access_log: Path
     error_log: Path
     env: dict[str, str]
+    bucket: str = ""  # the s3 variant's bucket
+    s3: Any = None  # a boto3 S3 client of moto's, to look into the bucket
     processes: list[Process] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -121,17 +171,21 @@ def start(name: str, args: list[str], *, env: dict[str, str], logs: Path) -> Pro
     return Process(name, popen, log)
 
 
-def stop(process: Process, timeout: float = 10.0) -> None:
-    """SIGTERM to the process group, then SIGKILL to whatever is left of it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.popen.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.popen.wait(timeout=timeout)
+def stop(processes: list[Process], timeout: float = 10.0) -> None:
+    """SIGTERM to every process group at once, then SIGKILL to whatever is left of them."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
     # A leader that ignored SIGTERM, or a child that outlived its leader.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.popen.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.popen.wait(timeout=timeout)
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=timeout)
 
 
 def wait_until(
@@ -192,8 +246,41 @@ def periodic_jobs_ran(url: str) -> bool:
     return checks["periodic_jobs"]["ok"]
 
 
-@pytest.fixture(scope="module")
-def topology(tmp_path_factory) -> Iterator[Topology]:
+def s3_client(endpoint_url: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_REGION,
+        config=Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=3,
+            read_timeout=10,
+            retries={"max_attempts": 1},
+        ),
+    )
+
+
+def start_s3(topology: Topology, run_id: str, logs: Path) -> dict[str, str]:
+    """moto_server on a free loopback port, with an empty bucket; the app's settings for it."""
+    endpoint_url = f"http://127.0.0.1:{free_port()}"
+    port = str(urlsplit(endpoint_url).port)
+    moto_server = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", port]
+    # Its log (a line per request) is one of those that must hold no token.
+    topology.processes.append(start("moto-s3", moto_server, env=topology.env, logs=logs))
+    # GET / is ListBuckets, which moto answers without a signature.
+    topology.timings["moto answering"] = wait_until(
+        "moto_server", lambda: ready(endpoint_url), deadline=MOTO_DEADLINE, topology=topology
+    )
+    topology.bucket, topology.s3 = f"ots-topology-{run_id}", s3_client(endpoint_url)
+    topology.s3.create_bucket(Bucket=topology.bucket)
+    return {"AWS_S3_ENDPOINT_URL": endpoint_url, "AWS_STORAGE_BUCKET_NAME": topology.bucket}
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=lambda variant: variant.name)
+def topology(request, tmp_path_factory) -> Iterator[Topology]:
+    variant: Variant = request.param
     nginx = nginx_binary()
     require(nginx is not None, "nginx is not installed")
     admin = postgres_admin()
@@ -207,7 +294,7 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
     except redis.RedisError as exc:
         require(False, f"Redis is not reachable at {REDIS_SERVER}: {exc}")
 
-    root = tmp_path_factory.mktemp("topology")
+    root = tmp_path_factory.mktemp(f"topology-{variant.name}")
     logs, media_root, upload_tmp = root / "logs", root / "media", root / "upload-tmp"
     for directory in (logs, media_root, upload_tmp):
         directory.mkdir()
@@ -226,11 +313,9 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
         "DATABASE_URL": database_url(admin, database),
         "REDIS_URL": f"{REDIS_SERVER}/{redis_db}",
         "CELERY_BROKER_URL": f"{REDIS_SERVER}/{redis_db}",
-        "STORAGE_BACKEND": "local",
         "MEDIA_ROOT": str(media_root),
         "FILE_UPLOAD_TEMP_DIR": str(upload_tmp),
         "MAX_UPLOAD_SIZE": str(MAX_UPLOAD_SIZE),
-        "DOWNLOAD_OFFLOAD": "nginx",
         "DOWNLOAD_OFFLOAD_LOCATION": "/_protected/",
         "CLIENT_IP_HEADER": "HTTP_X_REAL_IP",
         "PURGE_AFTER_LAST_DOWNLOAD": "1",
@@ -243,8 +328,10 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
         "RATE_LIMIT_UPLOADS": "100/h",
         "RATE_LIMIT_DOWNLOADS": "1000/h",
         "LOG_LEVEL": "INFO",
+        **variant.env,  # STORAGE_BACKEND, DOWNLOAD_OFFLOAD, the S3 settings
     }
     topology = Topology(
+        variant=variant,
         nginx_url=f"http://127.0.0.1:{nginx_port}",
         second_url=f"http://127.0.0.1:{port_b}",
         media_root=media_root,
@@ -253,10 +340,12 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
         error_log=logs / "nginx-error.log",
         env=env,
     )
-    print(f"\nproduction topology in {root}")
+    print(f"\nproduction topology ({variant.name}) in {root}")
 
     started = time.monotonic()
     try:
+        if variant.s3:
+            env.update(start_s3(topology, run_id, logs))
         with psycopg.connect(**admin, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{database}"')
         config = write_config(
@@ -320,8 +409,7 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
 
         yield topology
     finally:
-        for process in reversed(topology.processes):
-            stop(process)
+        stop(topology.processes)
         try:
             with psycopg.connect(**admin, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -329,7 +417,10 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
             broker.flushdb()  # the claim marker goes with it
             broker.close()
         topology.timings["total, with teardown"] = time.monotonic() - started
-        print("timings (s):", {name: round(value, 1) for name, value in topology.timings.items()})
+        print(
+            f"timings ({variant.name}, s):",
+            {name: round(value, 1) for name, value in topology.timings.items()},
+        )
 
 
 def upload(topology: Topology, payload: bytes, name: str) -> dict:
@@ -343,9 +434,38 @@ def upload(topology: Topology, payload: bytes, name: str) -> dict:
     return response.json()
 
 
-def stored_files(topology: Topology) -> set[Path]:
+def stored_names(topology: Topology) -> set[str]:
+    """The storage names (shares/<32 hex>) of the stored bytes: files, or the bucket's keys."""
+    if topology.variant.s3:
+        listing = topology.s3.list_objects_v2(Bucket=topology.bucket, Prefix="shares/")
+        return {item["Key"] for item in listing.get("Contents", [])}
     shares = topology.media_root / "shares"
-    return {path for path in shares.iterdir() if path.is_file()} if shares.exists() else set()
+    if not shares.exists():
+        return set()
+    return {f"shares/{path.name}" for path in shares.iterdir() if path.is_file()}
+
+
+def assert_sent_by_the_right_server(topology: Topology, logged: dict[str, str], size: int) -> None:
+    """nginx sent `size` bytes; gunicorn sent none of them (offload) or all of them."""
+    assert logged["bytes"] == str(size)
+    if topology.variant.offloaded:
+        # The app's answer was an empty X-Accel-Redirect; nginx read the file from disk.
+        assert logged["upstream_bytes"] == "0"
+    else:
+        # The app streamed the object from the bucket and nginx passed it on.
+        assert logged["upstream_bytes"] == str(size)
+
+
+def assert_winner_got_the_file(
+    topology: Topology, via: str, headers: dict, body: bytes, payload: bytes
+) -> None:
+    if topology.variant.offloaded and via == "B":
+        # Straight from gunicorn: the hand-over to nginx, no bytes.
+        assert headers["X-Accel-Redirect"].startswith("/_protected/shares/")
+        assert body == b""
+    else:
+        assert "X-Accel-Redirect" not in headers
+        assert body == payload
 
 
 def access_log_lines(topology: Topology, method: str, path: str) -> list[dict[str, str]]:
@@ -360,14 +480,14 @@ def access_log_lines(topology: Topology, method: str, path: str) -> list[dict[st
 
 def test_a_share_goes_through_nginx_once_and_is_gone(topology):
     payload = secrets.token_bytes(300_000)  # several sendfile chunks
-    files_before = stored_files(topology)
+    stored_before = stored_names(topology)
 
     share = upload(topology, payload, "quarterly report.pdf")
     token, manage_token = share["token"], share["manage_token"]
     # nginx passes the Host with its port: the links point at nginx.
     assert share["url"] == f"{topology.nginx_url}/s/{token}"
-    (stored,) = stored_files(topology) - files_before
-    assert re.fullmatch(r"[0-9a-f]{32}", stored.name)
+    (stored,) = stored_names(topology) - stored_before
+    assert STORAGE_NAME.fullmatch(stored)
 
     landing = requests.get(f"{topology.nginx_url}/s/{token}", timeout=REQUEST_TIMEOUT)
     assert landing.status_code == 200
@@ -394,23 +514,21 @@ def test_a_share_goes_through_nginx_once_and_is_gone(topology):
     assert headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
     assert headers["Referrer-Policy"] == "no-referrer"
     assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-ID"])
-    # nginx, not the app, sent the bytes: the app's answer was an empty X-Accel-Redirect.
     assert "X-Accel-Redirect" not in headers
     assert headers["Content-Length"] == str(len(payload))
     entries = access_log_lines(topology, "POST", "/api/v1/shares/<token>/download")
     assert len(entries) == 1, f"one redacted download entry expected in {topology.access_log}"
     logged = entries[0]
     assert logged["status"] == "200"
-    assert logged["bytes"] == str(len(payload))
-    assert logged["upstream_bytes"] == "0"
+    assert_sent_by_the_right_server(topology, logged, len(payload))
 
     again = requests.post(f"{topology.nginx_url}{download_path}", timeout=REQUEST_TIMEOUT)
     assert again.status_code == 410
     assert again.json()["error"]["code"] == "gone"
 
     wait_until(
-        "the bytes deleted from MEDIA_ROOT",
-        lambda: not stored.exists(),
+        f"the bytes deleted from storage ({topology.variant.name})",
+        lambda: stored not in stored_names(topology),
         deadline=PURGE_DEADLINE,
         topology=topology,
     )
@@ -519,15 +637,11 @@ def test_sixty_racers_on_two_gunicorns_exactly_one_gets_the_file(topology):
     topology.timings[f"race of {RACERS}"] = time.monotonic() - started
 
     assert not errors, errors
-    assert Counter(status for _, status, _, _ in results) == {200: 1, 410: RACERS - 1}
+    statuses = Counter(status for _, status, _, _ in results)
+    assert statuses == {200: 1, 410: RACERS - 1}, f"the app's logs: {topology.logs}"
     assert Counter(via for via, _, _, _ in results) == {"nginx": RACERS // 2, "B": RACERS // 2}
     ((via, _, headers, body),) = [result for result in results if result[1] == 200]
-    if via == "nginx":
-        assert body == payload
-    else:
-        # Straight from gunicorn: the hand-over to nginx, no bytes.
-        assert headers["X-Accel-Redirect"].startswith("/_protected/shares/")
-        assert body == b""
+    assert_winner_got_the_file(topology, via, headers, body, payload)
     every_log = topology.every_log()
     assert token not in every_log
     assert share["manage_token"] not in every_log

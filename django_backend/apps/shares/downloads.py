@@ -55,6 +55,14 @@ class _TrackedFile(File):
                 )
 
 
+def storage_says_missing(exc: BaseException) -> bool:
+    """Whether a storage error means "no such file": local, or an S3 error code."""
+    if isinstance(exc, FileNotFoundError):
+        return True
+    error = getattr(exc, "response", None) or {}
+    return error.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
+
+
 def open_stored(share: Share) -> File:
     """A readable stream of the share's bytes, never loaded whole into memory."""
     try:
@@ -66,13 +74,17 @@ def open_stored(share: Share) -> File:
             # limit); the object's body streams straight from S3 instead.
             return File(s3_object.get()["Body"], name=share.storage_name)
         return stored
-    except FileNotFoundError:
-        # The reconciler marks such rows purged; nothing is counted.
-        logger.error("Share %s has no bytes in storage.", share.pk)
+    except Exception as exc:
+        if not storage_says_missing(exc):
+            logger.error("Could not open share %s in storage: %s", share.pk, exc)
+            raise StorageUnavailable() from exc
+        share.refresh_from_db()
+        if share.is_available:
+            # Bytes lost behind our back: the reconciler marks such rows purged.
+            logger.error("Share %s has no bytes in storage.", share.pk)
+        # Otherwise this request lost a race: the last download deleted the bytes after
+        # this one was authorized. Either way nothing is counted.
         raise ShareGone() from None
-    except Exception as exc:  # any storage client error: the recipient may try again
-        logger.error("Could not open share %s in storage: %s", share.pk, exc)
-        raise StorageUnavailable() from exc
 
 
 def download_response(*, share_token: str, password: str, actor: Actor = SYSTEM) -> HttpResponse:

@@ -371,7 +371,12 @@ def shares_purge(*, dry_run: bool = False) -> PurgeResult:
     from several places at once: each share is purged by a conditional update.
     """
     shares = total_bytes = 0
-    for share in Share.objects.purgeable().only("pk", "size").iterator():
+    # A share used up moments ago may still be on its way out: with nginx offload, nginx
+    # opens the file after the app has answered. Its own purge task, sent with the claim,
+    # deletes it PURGE_AFTER_LAST_DOWNLOAD seconds later; this job leaves it until then.
+    just_consumed = timezone.now() - timedelta(seconds=settings.PURGE_AFTER_LAST_DOWNLOAD)
+    purgeable = Share.objects.purgeable().exclude(consumed_at__gt=just_consumed)
+    for share in purgeable.only("pk", "size").iterator():
         if dry_run or share_purge(share_id=share.pk):
             shares += 1
             total_bytes += share.size

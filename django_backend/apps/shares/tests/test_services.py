@@ -157,3 +157,16 @@ def test_create_from_a_file_without_a_precomputed_hash_hashes_it(db):
     created = services.share_create(file=ContentFile(content, name="big.bin"))
 
     assert created.share.sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_the_purge_job_gives_a_last_download_its_grace_before_deleting(make_share, settings):
+    # With nginx offload, nginx opens the file after the app has answered; the job must not
+    # delete it in between. The share's own task does, PURGE_AFTER_LAST_DOWNLOAD later.
+    settings.PURGE_AFTER_LAST_DOWNLOAD = 30
+    created = make_share()
+    services.share_claim(share_token=created.share_token)
+
+    assert services.shares_purge().shares == 0
+    with time_machine.travel(timezone.now() + timedelta(seconds=31)):
+        assert services.shares_purge().shares == 1
+    assert Share.objects.get().purged_at is not None

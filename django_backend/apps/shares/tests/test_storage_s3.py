@@ -346,8 +346,11 @@ def test_revoke_through_the_api_deletes_the_object(client, bucket):
 # --- purge and reconcile -----------------------------------------------------------------
 
 
-def test_shares_purge_deletes_objects_of_ended_shares_and_keeps_active_ones(bucket, make_share):
+def test_shares_purge_deletes_objects_of_ended_shares_and_keeps_active_ones(
+    settings, bucket, make_share
+):
     active = make_share(b"still wanted").share
+    settings.PURGE_AFTER_LAST_DOWNLOAD = 0  # no grace for a last download here
     consumed = make_share(b"downloaded once")
     services.share_claim(share_token=consumed.share_token)
     expired = make_share(b"too late").share
@@ -465,3 +468,24 @@ def test_an_unreachable_store_answers_503_and_counts_nothing(client, settings, m
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "unavailable"
     assert Share.objects.count() == 0
+
+
+def test_a_racer_that_finds_the_object_gone_gets_410_not_503(client, bucket, make_share):
+    # The race: a loser is authorized and opens the object (a HEAD that succeeds), then the
+    # winner's download deletes it, and the loser's GET fails with S3's NoSuchKey.
+    from apps.shares.downloads import storage_says_missing
+
+    created = make_share(b"one time", max_downloads=1)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=default_storage.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    with pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket=default_storage.bucket_name, Key="shares/" + "0" * 32)
+
+    assert storage_says_missing(missing.value)
+    assert b"".join(client.post(f"/s/{created.share_token}").streaming_content) == b"one time"
+    assert client.post(f"/s/{created.share_token}").status_code == 410
