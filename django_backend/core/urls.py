@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.accounts.views import rate_limit_logins
 from apps.common import views as common_views
 from apps.shares.api import api
+
+# The admin's log-in is limited like the site's own.
+admin.site.login = rate_limit_logins(admin.site.login)
 
 urlpatterns = [
     path("", include("apps.shares.urls")),

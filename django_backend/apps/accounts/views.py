@@ -4,6 +4,9 @@ Every form here acts on a session, so every one keeps CSRF protection, and these
 keep Django's default `same-origin` referrer policy.
 """
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -12,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -51,18 +55,27 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signup.html", context, status=status)
 
 
+def rate_limit_logins(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Count every log-in attempt (a POST) against RATE_LIMIT_LOGINS per client IP."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "POST":
+            try:
+                ratelimits.count(request, "login")
+            except ShareError as exc:
+                return share_error_response(request, exc)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@method_decorator(rate_limit_logins, name="dispatch")
 class LoginView(auth_views.LoginView):
     """Django's log-in (safe `?next=` handling included), limited per client IP."""
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
-
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        try:
-            ratelimits.count(request, "login")
-        except ShareError as exc:
-            return share_error_response(request, exc)
-        return super().post(request, *args, **kwargs)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -258,3 +258,15 @@ def test_share_pages_link_to_a_log_out_page_instead_of_holding_the_form(client, 
     assert "csrfmiddlewaretoken" in logout_page.content.decode()
     assert client.post("/account/logout/").status_code == 302
     assert client.get("/account/shares/").status_code == 302
+
+
+def test_the_admin_log_in_is_rate_limited_too(client, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login": "2/m"}
+    for _ in range(2):
+        attempt = client.post("/admin/login/", {"username": "x", "password": "y"})
+        assert attempt.status_code == 200
+
+    response = client.post("/admin/login/", {"username": "x", "password": "y"})
+
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
