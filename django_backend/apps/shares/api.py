@@ -19,19 +19,17 @@ from apps.common.errors import error_response, share_error_response
 
 from . import ratelimits, services
 from .clients import actor_from_request
-from .downloads import download_response
+from .downloads import download_request
 from .exceptions import (
     Forbidden,
     InvalidShareOption,
     NotAuthenticated,
-    PasswordRequired,
     ShareError,
-    WrongPassword,
 )
 from .filenames import clean_filename
 from .links import manage_url, share_url
 from .models import Share
-from .tokens import share_token_for, token_hash
+from .tokens import share_token_for
 from .uploads import spool_request_body
 
 api = NinjaAPI(
@@ -328,16 +326,7 @@ def _password_from(request: HttpRequest) -> str:
 def download_share(request: HttpRequest, token: str):
     """Counts as a download the moment it starts. 401/403 on a missing or wrong password
     consume nothing."""
-    actor = actor_from_request(request)
-    password_scope = token_hash(token)[:16]
-    ratelimits.count(request, "download")
-    ratelimits.check(request, "password", password_scope)
-    try:
-        return download_response(share_token=token, password=_password_from(request), actor=actor)
-    except (PasswordRequired, WrongPassword) as exc:
-        if isinstance(exc, WrongPassword):
-            ratelimits.count(request, "password", password_scope)
-        raise
+    return download_request(request, share_token=token, password=_password_from(request))
 
 
 @api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")

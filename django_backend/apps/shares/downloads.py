@@ -11,13 +11,14 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 
-from . import services
-from .clients import SYSTEM, Actor
-from .exceptions import ShareGone, StorageUnavailable
+from . import ratelimits, services
+from .clients import SYSTEM, Actor, actor_from_request
+from .exceptions import ShareGone, StorageUnavailable, WrongPassword
 from .filenames import attachment_disposition
 from .models import Share
+from .tokens import token_hash
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,22 @@ def open_stored(share: Share) -> File:
         # Otherwise this request lost a race: the last download deleted the bytes after
         # this one was authorized. Either way nothing is counted.
         raise ShareGone() from None
+
+
+def download_request(request: HttpRequest, *, share_token: str, password: str) -> HttpResponse:
+    """download_response for a client's request, within its rate limits: downloads per
+    client, and wrong passwords per client and share (so guessing one share's password is
+    slow while the real recipient elsewhere is not locked out)."""
+    password_scope = token_hash(share_token)[:16]
+    ratelimits.count(request, "download")
+    ratelimits.check(request, "password", password_scope)
+    try:
+        return download_response(
+            share_token=share_token, password=password, actor=actor_from_request(request)
+        )
+    except WrongPassword:
+        ratelimits.count(request, "password", password_scope)
+        raise
 
 
 def download_response(*, share_token: str, password: str, actor: Actor = SYSTEM) -> HttpResponse:

@@ -18,12 +18,12 @@ from apps.common.errors import share_error_response
 
 from . import ratelimits, services
 from .clients import actor_from_request
-from .downloads import download_response
+from .downloads import download_request
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .forms import DownloadForm, ReportForm, ShareForm
 from .links import manage_url, qr_svg, share_url
 from .models import Share
-from .tokens import share_token_for, token_hash
+from .tokens import share_token_for
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -97,18 +97,11 @@ def landing(request: HttpRequest, share_token: str) -> HttpResponse:
 
 def download(request: HttpRequest, share_token: str) -> HttpResponse:
     form = DownloadForm(request.POST)
-    actor = actor_from_request(request)
-    # Wrong passwords are limited per share, so guessing one share's password is slow.
-    password_scope = token_hash(share_token)[:16]
     try:
-        ratelimits.count(request, "download")
-        ratelimits.check(request, "password", password_scope)
-        return download_response(
-            share_token=share_token, password=form.data.get("password", ""), actor=actor
+        return download_request(
+            request, share_token=share_token, password=form.data.get("password", "")
         )
     except (PasswordRequired, WrongPassword) as exc:
-        if isinstance(exc, WrongPassword):
-            ratelimits.count(request, "password", password_scope)
         # Nothing was consumed: show the page again with the message, as a 403.
         form.add_error("password", exc.message)
         try:
