@@ -7,77 +7,27 @@ lie in one directory of the benchmark's temporary directory. nginx is started in
 foreground (``daemon off``) with ``-p <that directory>``, in a session of its own, so it
 touches no system state and its whole process group can be stopped.
 
-This follows django_backend/tests_production/support.py, which the test suite uses for
-the same purpose; the benchmark does not import test modules, so the few lines are here.
+Rendering and the main configuration come from deploy/nginx/nginx_standalone.py, which
+the production tests use as well.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "nginx"))
+from nginx_standalone import nginx_binary, write_config
+
 START_TIMEOUT = 15
 STOP_TIMEOUT = 10
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    if os.access("/usr/sbin/nginx", os.X_OK):
-        return "/usr/sbin/nginx"
-    raise RuntimeError("nginx is not installed (not on PATH, not /usr/sbin/nginx)")
-
-
-def render(template: Path, values: dict[str, str]) -> str:
-    """The template with each ${NAME} replaced; every placeholder must have a value."""
-    text = template.read_text()
-    missing = set(PLACEHOLDER.findall(text)) - set(values)
-    if missing:
-        raise RuntimeError(f"{template.name} needs values for {sorted(missing)}")
-    return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
-
-def main_config(directory: Path, included: list[Path], error_log: Path) -> str:
-    """An nginx.conf that includes `included` in its http block; all state in `directory`."""
-    # The stored files are 0600 (FILE_UPLOAD_PERMISSIONS), owned by whoever runs the app.
-    # In Docker, nginx's workers and the app share a uid; here, when the master runs as
-    # root, its workers must keep root's uid to read them.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = {
-        name: directory / f"temp-{name}" for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")
-    }
-    for path in temp.values():
-        path.mkdir(parents=True, exist_ok=True)
-    includes = "".join(f"    include {path};\n" for path in included)
-    return (
-        f"{user}"
-        "daemon off;\n"
-        # As the official image: one worker per core.
-        "worker_processes auto;\n"
-        f"pid {directory / 'nginx.pid'};\n"
-        f"error_log {error_log} notice;\n"
-        "events { worker_connections 1024; }\n"
-        "http {\n"
-        "    include /etc/nginx/mime.types;\n"
-        "    default_type application/octet-stream;\n"
-        f"    client_body_temp_path {temp['body']};\n"
-        f"    proxy_temp_path {temp['proxy']};\n"
-        f"    fastcgi_temp_path {temp['fastcgi']};\n"
-        f"    uwsgi_temp_path {temp['uwsgi']};\n"
-        f"    scgi_temp_path {temp['scgi']};\n"
-        f"{includes}"
-        "}\n"
-    )
 
 
 @dataclass
@@ -112,17 +62,14 @@ def start_nginx(
     The templates log requests to /dev/stdout, as in the container: here nginx's standard
     output is `access.log` in `directory`.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    included = []
-    for template, values in sites:
-        path = directory / template.name.removesuffix(".template")
-        path.write_text(render(template, values))
-        included.append(path)
     error_log = directory / "error.log"
     access_log = directory / "access.log"
-    config = directory / "nginx.conf"
-    config.write_text(main_config(directory, included, error_log))
-    command = [nginx_binary(), "-p", str(directory), "-c", str(config), "-e", str(error_log)]
+    # As the official image: one worker per core.
+    config = write_config(directory, sites, error_log=error_log, worker_processes="auto")
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed (not on PATH, not /usr/sbin/nginx)")
+    command = [binary, "-p", str(directory), "-c", str(config), "-e", str(error_log)]
     with access_log.open("wb") as output:
         process = subprocess.Popen(
             command,
