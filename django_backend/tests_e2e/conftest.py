@@ -16,12 +16,10 @@ either is a failure with a message saying what to install, never a skip.
 import contextlib
 import os
 import re
-import secrets
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import loopback_server_env
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -42,8 +41,6 @@ from playwright.sync_api import (
 REPO_DIR = Path(__file__).resolve().parents[2]
 DJANGO_DIR = REPO_DIR / "django_backend"
 ENTRYPOINT = REPO_DIR / "scripts" / "entrypoint.sh"
-ENV_SAMPLE = REPO_DIR / ".env.sample"
-VENV_BIN = Path(sys.executable).parent  # python and gunicorn of this virtualenv
 AXE_SCRIPT = REPO_DIR / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -106,21 +103,6 @@ def wait_until(what: str, check: Callable[[], Any], *, timeout: float = 10.0) ->
         time.sleep(0.1)
 
 
-def documented_defaults() -> dict[str, str]:
-    """Every setting of .env.sample at its documented default.
-
-    The server's environment is built from these rather than from this process's: a
-    developer's shell or .env (read by settings for any variable not in the environment)
-    must not point the server under test at their Redis, S3 bucket or nginx offload.
-    """
-    values = {}
-    for line in ENV_SAMPLE.read_text().splitlines():
-        match = re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line.strip())
-        if match:
-            values[match.group(1)] = match.group(2)
-    return values
-
-
 @dataclass
 class Server:
     url: str
@@ -173,33 +155,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     upload_tmp.mkdir()
     database = root / "db.sqlite3"
     port = free_port()
-    env = {
-        **documented_defaults(),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": os.environ.get("HOME", str(root)),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        # Plain HTTP on loopback: no redirect to https, cookies without the Secure flag.
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_SECURE_COOKIES": "0",
-        "DJANGO_SECURE_HSTS_SECONDS": "0",
-        "DATABASE_URL": f"sqlite:///{database}",
-        "MEDIA_ROOT": str(media_root),
-        "FILE_UPLOAD_TEMP_DIR": str(upload_tmp),
-        "MAX_UPLOAD_SIZE": str(MAX_UPLOAD_SIZE),
+    env = loopback_server_env(
+        root,
+        DATABASE_URL=f"sqlite:///{database}",
+        MEDIA_ROOT=str(media_root),
+        FILE_UPLOAD_TEMP_DIR=str(upload_tmp),
+        MAX_UPLOAD_SIZE=str(MAX_UPLOAD_SIZE),
         # No worker runs here: tasks go to an in-process broker, never to the filesystem
         # queue under var/, where a developer's `make run` worker would pick them up and
         # act on share ids of another database.
-        "CELERY_BROKER_URL": "memory://localhost/",
+        CELERY_BROKER_URL="memory://localhost/",
         # Every request of the suite comes from 127.0.0.1; the limits have tests of their own.
-        "RATE_LIMIT_UPLOADS": "1000/h",
-        "RATE_LIMIT_DOWNLOADS": "1000/h",
-        "RATE_LIMIT_LOGINS": "1000/10m",
-        "LOG_LEVEL": "WARNING",
-    }
+        RATE_LIMIT_UPLOADS="1000/h",
+        RATE_LIMIT_DOWNLOADS="1000/h",
+        RATE_LIMIT_LOGINS="1000/10m",
+        LOG_LEVEL="WARNING",
+    )
     command = [
         str(ENTRYPOINT),
         *("gunicorn", "core.wsgi", "--bind", f"127.0.0.1:{port}"),

@@ -33,7 +33,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -49,6 +48,7 @@ import pytest
 import redis
 import requests
 from botocore.config import Config
+from conftest import VENV_BIN, loopback_server_env
 
 from .support import MAIN_TEMPLATE, nginx_binary, require, write_config
 
@@ -59,7 +59,6 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 DJANGO_DIR = REPO_DIR / "django_backend"
 ENTRYPOINT = REPO_DIR / "scripts" / "entrypoint.sh"
 STATIC_ROOT = REPO_DIR / "var" / "static"  # fixed in settings; collectstatic fills it
-VENV_BIN = Path(sys.executable).parent  # python, gunicorn and celery of this virtualenv
 
 REDIS_SERVER = "redis://127.0.0.1:6379"
 # Others' tests use Redis databases 5 and 6; this one claims one of the high ones (a marker
@@ -300,36 +299,23 @@ def topology(request, tmp_path_factory) -> Iterator[Topology]:
         directory.mkdir()
     database = f"ots_topology_{run_id}"
     nginx_port, port_a, port_b = free_port(), free_port(), free_port()
-    env = {
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": os.environ.get("HOME", str(root)),
-        "LANG": "C.UTF-8",
-        "DJANGO_SETTINGS_MODULE": "core.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_SECURE_COOKIES": "0",
-        "DATABASE_URL": database_url(admin, database),
-        "REDIS_URL": f"{REDIS_SERVER}/{redis_db}",
-        "CELERY_BROKER_URL": f"{REDIS_SERVER}/{redis_db}",
-        "MEDIA_ROOT": str(media_root),
-        "FILE_UPLOAD_TEMP_DIR": str(upload_tmp),
-        "MAX_UPLOAD_SIZE": str(MAX_UPLOAD_SIZE),
-        "DOWNLOAD_OFFLOAD_LOCATION": "/_protected/",
-        "CLIENT_IP_HEADER": "HTTP_X_REAL_IP",
-        "PURGE_AFTER_LAST_DOWNLOAD": "1",
-        "PURGE_INTERVAL": "2",
-        # Set, even when empty, so that a developer's .env cannot change what is tested.
-        "SITE_URL": "",
-        "DJANGO_CSRF_TRUSTED_ORIGINS": "",
-        "DJANGO_ADMINS": "",
-        "EMAIL_URL": "",
-        "RATE_LIMIT_UPLOADS": "100/h",
-        "RATE_LIMIT_DOWNLOADS": "1000/h",
-        "LOG_LEVEL": "INFO",
+    env = loopback_server_env(
+        root,
+        DATABASE_URL=database_url(admin, database),
+        REDIS_URL=f"{REDIS_SERVER}/{redis_db}",
+        CELERY_BROKER_URL=f"{REDIS_SERVER}/{redis_db}",
+        MEDIA_ROOT=str(media_root),
+        FILE_UPLOAD_TEMP_DIR=str(upload_tmp),
+        MAX_UPLOAD_SIZE=str(MAX_UPLOAD_SIZE),
+        DOWNLOAD_OFFLOAD_LOCATION="/_protected/",
+        CLIENT_IP_HEADER="HTTP_X_REAL_IP",
+        PURGE_AFTER_LAST_DOWNLOAD="1",
+        PURGE_INTERVAL="2",
+        RATE_LIMIT_UPLOADS="100/h",
+        RATE_LIMIT_DOWNLOADS="1000/h",
+        LOG_LEVEL="INFO",
         **variant.env,  # STORAGE_BACKEND, DOWNLOAD_OFFLOAD, the S3 settings
-    }
+    )
     topology = Topology(
         variant=variant,
         nginx_url=f"http://127.0.0.1:{nginx_port}",

@@ -7,22 +7,32 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import documented_defaults
 
 BACKEND = Path(__file__).resolve().parents[3]
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess:
+def run_python(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Python in django_backend/, in this environment (less the test database) plus `env`."""
     environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import core.settings"],
+        [sys.executable, *args],
         cwd=BACKEND,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess:
+    return run_python("-c", "import core.settings", **env)
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return run_python("manage.py", *args, **env)
 
 
 @pytest.mark.parametrize(
@@ -58,12 +68,7 @@ def test_the_embedded_default_loads():
 
 
 def test_the_sample_env_file_loads_as_it_is():
-    sample = BACKEND.parent / ".env.sample"
-    values = {}
-    for line in sample.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            values[name] = value
+    values = documented_defaults()
 
     result = load_settings(**values)
 
@@ -78,20 +83,6 @@ PRODUCTION = {
     "DJANGO_CSRF_TRUSTED_ORIGINS": "https://share.example.com",
     "SITE_URL": "https://share.example.com",
 }
-
-
-def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BACKEND,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_the_deploy_check_finds_nothing_with_production_settings():
