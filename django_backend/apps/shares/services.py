@@ -8,6 +8,7 @@ the other, which the reconciler removes, never a reachable half-file.
 
 import base64
 import hashlib
+import itertools
 import logging
 import secrets
 from collections.abc import Iterator
@@ -409,9 +410,7 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
     grace = settings.RECONCILE_GRACE_SECONDS if grace is None else grace
     cutoff = timezone.now() - timedelta(seconds=grace)
     orphan_files = orphan_bytes = 0
-    for name in _stored_names(STORAGE_PREFIX):
-        if Share.objects.filter(storage_name=name).exists():
-            continue
+    for name in _names_without_rows(_stored_names(STORAGE_PREFIX)):
         try:
             if default_storage.get_modified_time(name) > cutoff:
                 continue
@@ -546,6 +545,15 @@ def _job_finished(name: str, result: object) -> None:
     JobRun.objects.update_or_create(
         name=name, defaults={"finished_at": timezone.now(), "summary": result.__dict__}
     )
+
+
+def _names_without_rows(names: Iterator[str], batch_size: int = 500) -> Iterator[str]:
+    """The storage names that no share row claims, one query per batch of names."""
+    while batch := list(itertools.islice(names, batch_size)):  # itertools.batched: 3.12+
+        known = set(
+            Share.objects.filter(storage_name__in=batch).values_list("storage_name", flat=True)
+        )
+        yield from (name for name in batch if name not in known)
 
 
 def _stored_names(prefix: str) -> Iterator[str]:

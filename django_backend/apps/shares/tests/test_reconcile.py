@@ -171,3 +171,15 @@ def test_running_twice_changes_nothing_the_second_time(make_share, media_root):
     assert {path: path.read_bytes() for path in stored_files(media_root)} == files_after_first
     assert set(files_after_first) == {young, media_root / kept.storage_name}
     assert snapshot() == rows_after_first
+
+
+def test_names_are_checked_against_the_rows_in_batches(make_share):
+    from apps.shares.services import _names_without_rows
+
+    known = [make_share(name=f"{n}.txt").share.storage_name for n in range(3)]
+    names = [known[0], "shares/orphan-a", known[1], "shares/orphan-b", known[2]]
+
+    assert list(_names_without_rows(iter(names), batch_size=2)) == [
+        "shares/orphan-a",
+        "shares/orphan-b",
+    ]
