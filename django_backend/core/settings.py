@@ -309,6 +309,11 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="").strip().upper() or "INFO"
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -330,7 +335,7 @@ LOGGING = {
             "filters": ["request_id", "redact_tokens"],
         }
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Replace Django's own handlers so that every line passes the redacting filter.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},

@@ -44,6 +44,8 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("SITE_URL", "example.com"),
         ("DATABASE_URL", "nosuchdb://x"),
         ("STORAGE_BACKEND", "floppy"),
+        ("LOG_LEVEL", "loud"),
+        ("RATE_LIMIT_UPLOADS", "lots"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
