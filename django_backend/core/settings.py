@@ -7,52 +7,21 @@ on the embedded default: SQLite and files under `var/`, a local-memory cache.
 A bad value stops start-up with a message that names the variable.
 """
 
-import re
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from core import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # django_backend/
 REPO_DIR = BASE_DIR.parent
 VAR_DIR = REPO_DIR / "var"
 
-env = environ.Env()
-environ.Env.read_env(REPO_DIR / ".env", overwrite=False)
+env.read_env_file(REPO_DIR / ".env")
 
+DEBUG = env.boolean("DJANGO_DEBUG", True)
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    """An integer from the environment; a bad value fails start-up naming the variable."""
-    # An empty value (`NAME=` in .env) means the default, as for every setting here.
-    raw = env.str(name, default="").strip() or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}.") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    """A comma-separated list; empty items (as in `NAME=`) are dropped."""
-    return [item.strip() for item in env.list(name, default=default) if item.strip()]
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = env.str(name, default="").strip().lower()
-    if raw == "":
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}.")
-
-
-DEBUG = env_bool("DJANGO_DEBUG", True)
-
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+SECRET_KEY = env.string("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -62,12 +31,9 @@ if not SECRET_KEY:
     # Development only: a fixed, clearly insecure key so that sessions survive restarts.
     SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
-
-SITE_URL = env.str("SITE_URL", default="").rstrip("/")
-if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(f"SITE_URL must start with http:// or https://, got {SITE_URL!r}.")
+ALLOWED_HOSTS = env.string_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.string_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+SITE_URL = env.url("SITE_URL", ["http", "https"]).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -89,9 +55,9 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:shares"
 LOGOUT_REDIRECT_URL = "shares:upload"
 # Accounts are optional: anyone may upload unless this is off.
-ALLOW_ANONYMOUS_UPLOADS = env_bool("ALLOW_ANONYMOUS_UPLOADS", True)
+ALLOW_ANONYMOUS_UPLOADS = env.boolean("ALLOW_ANONYMOUS_UPLOADS", True)
 # Bytes of active shares one user may hold at once; 0 means no quota.
-USER_QUOTA_BYTES = env_int("USER_QUOTA_BYTES", 0)
+USER_QUOTA_BYTES = env.size("USER_QUOTA_BYTES", 0, minimum=0)
 
 MIDDLEWARE = [
     "apps.common.middleware.RequestIDMiddleware",
@@ -129,11 +95,7 @@ TEMPLATES = [
 ]
 
 # Database: SQLite under var/ unless DATABASE_URL says otherwise.
-DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-try:
-    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-except (ImproperlyConfigured, ValueError, KeyError) as exc:
-    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 SUPPORTED_DATABASES = {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
 if DATABASES["default"]["ENGINE"] not in SUPPORTED_DATABASES:
     raise ImproperlyConfigured(
@@ -156,7 +118,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # honour the busy timeout and would make the concurrency tests meaningless.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.integer("DATABASE_CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     # Fail fast when the server is unreachable, rather than hold a request (and readiness).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
@@ -164,9 +126,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis, when configured, is the cache (rate-limit counters) and the task broker.
-REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"REDIS_URL must be a redis:// URL, got {REDIS_URL!r}.")
+REDIS_URL = env.url("REDIS_URL", ["redis", "rediss", "unix"])
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -206,12 +166,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VAR_DIR / "media")
+MEDIA_ROOT = env.path("MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = None  # uploads are never served as static files; downloads go through the claim.
 
-STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
-if STORAGE_BACKEND not in {"local", "s3"}:
-    raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', got {STORAGE_BACKEND!r}.")
+STORAGE_BACKEND = env.choice("STORAGE_BACKEND", ["local", "s3"], "local")
 
 STORAGES = {
     # FileSystemStorage stores under MEDIA_ROOT with FILE_UPLOAD_PERMISSIONS.
@@ -222,7 +180,7 @@ if STORAGE_BACKEND == "s3":
     from boto3.s3.transfer import TransferConfig
 
     MIB = 1024**2
-    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+    AWS_STORAGE_BUCKET_NAME = env.string("AWS_STORAGE_BUCKET_NAME")
     if not AWS_STORAGE_BUCKET_NAME:
         raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME must be set when STORAGE_BACKEND=s3.")
     STORAGES["default"] = {
@@ -230,23 +188,25 @@ if STORAGE_BACKEND == "s3":
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             # Empty values fall back to boto3's own chain (environment, instance role).
-            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
-            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
-            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.string("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env.string("AWS_SECRET_ACCESS_KEY") or None,
+            "region_name": env.string("AWS_S3_REGION_NAME") or None,
             # For S3-compatible stores: http://minio:9000 and addressing style "path".
-            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
-            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
-            "location": env.str("AWS_LOCATION", default=""),
+            "endpoint_url": env.url("AWS_S3_ENDPOINT_URL", ["http", "https"]) or None,
+            "addressing_style": (
+                env.choice("AWS_S3_ADDRESSING_STYLE", ["auto", "virtual", "path"], "") or None
+            ),
+            "location": env.string("AWS_LOCATION"),
             "default_acl": None,  # private: the bucket's policy applies
             # Names are random: skip the existence check before every write.
             "file_overwrite": True,
             # Uploads go up in 8 MiB parts, two at a time: memory stays bounded.
             "transfer_config": TransferConfig(
-                multipart_threshold=env_int(
-                    "AWS_S3_MULTIPART_THRESHOLD", 8 * 1024**2, minimum=5 * 1024**2
+                multipart_threshold=env.size(
+                    "AWS_S3_MULTIPART_THRESHOLD", 8 * MIB, minimum=5 * MIB
                 ),
-                multipart_chunksize=env_int(
-                    "AWS_S3_MULTIPART_CHUNKSIZE", 8 * 1024**2, minimum=5 * 1024**2
+                multipart_chunksize=env.size(
+                    "AWS_S3_MULTIPART_CHUNKSIZE", 8 * MIB, minimum=5 * MIB
                 ),
                 max_concurrency=2,
             ),
@@ -255,14 +215,14 @@ if STORAGE_BACKEND == "s3":
 
 # Uploads: every upload streams through our handler, which hashes it, counts it against
 # MAX_UPLOAD_SIZE and always spools it to a temporary file (never to memory).
-MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_SIZE", 1024**3, minimum=1)
+MAX_UPLOAD_SIZE = env.size("MAX_UPLOAD_SIZE", 1024**3)
 FILE_UPLOAD_HANDLERS = ["apps.shares.uploads.ShareUploadHandler"]
-FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or None
+FILE_UPLOAD_TEMP_DIR = env.string("FILE_UPLOAD_TEMP_DIR") or None
 FILE_UPLOAD_PERMISSIONS = 0o600
 
-DEFAULT_EXPIRES_IN = env_int("DEFAULT_EXPIRES_IN", 86400, minimum=1)
-MIN_EXPIRES_IN = env_int("MIN_EXPIRES_IN", 60, minimum=1)
-MAX_EXPIRES_IN = env_int("MAX_EXPIRES_IN", 7 * 86400, minimum=1)
+DEFAULT_EXPIRES_IN = env.integer("DEFAULT_EXPIRES_IN", 86400, minimum=1)
+MIN_EXPIRES_IN = env.integer("MIN_EXPIRES_IN", 60, minimum=1)
+MAX_EXPIRES_IN = env.integer("MAX_EXPIRES_IN", 7 * 86400, minimum=1)
 if not MIN_EXPIRES_IN <= DEFAULT_EXPIRES_IN <= MAX_EXPIRES_IN:
     raise ImproperlyConfigured(
         "DEFAULT_EXPIRES_IN must lie between MIN_EXPIRES_IN and MAX_EXPIRES_IN "
@@ -279,12 +239,12 @@ SESSION_COOKIE_HTTPONLY = True
 # Behind a TLS-terminating proxy (nginx sets X-Forwarded-Proto). Production defaults are on
 # whenever debug is off; each can be turned off for a plain-HTTP test setup.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SECURE_SSL_REDIRECT = env.boolean("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env.boolean("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_SECONDS = env.integer("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env.boolean("DJANGO_SECURE_HSTS_PRELOAD", False)
 if not SECURE_HSTS_PRELOAD:
     # Joining the browsers' preload list is a one-way decision for the domain's owner,
     # not a default: the deploy check's reminder about it is silenced unless opted in.
@@ -309,11 +269,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="").strip().upper() or "INFO"
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(
-        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}."
-    )
+LOG_LEVEL = env.choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -347,9 +303,7 @@ LOGGING = {
 CSRF_FAILURE_VIEW = "apps.common.views.csrf_failure"
 
 # Celery. Broker: CELERY_BROKER_URL, else REDIS_URL, else the filesystem under var/.
-CELERY_BROKER_URL = (
-    env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://localhost/"
-)
+CELERY_BROKER_URL = env.string("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost/"
 CELERY_BROKER_DIR = VAR_DIR / "celery"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (CELERY_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
@@ -377,8 +331,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-PURGE_INTERVAL = env_int("PURGE_INTERVAL", 60, minimum=1)
-RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 3600, minimum=60)
+PURGE_INTERVAL = env.integer("PURGE_INTERVAL", 60, minimum=1)
+RECONCILE_INTERVAL = env.integer("RECONCILE_INTERVAL", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "purge-shares": {"task": "apps.shares.tasks.purge_shares", "schedule": PURGE_INTERVAL},
     "reconcile-storage": {
@@ -388,20 +342,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 # After the last download, a task deletes the bytes this many seconds later (the response
 # deletes them at once when the app streams; with nginx offload this is what deletes them).
-PURGE_AFTER_LAST_DOWNLOAD = env_int("PURGE_AFTER_LAST_DOWNLOAD", 30, minimum=0)
-if PURGE_AFTER_LAST_DOWNLOAD > 600:
-    raise ImproperlyConfigured("PURGE_AFTER_LAST_DOWNLOAD must be at most 600 seconds.")
+PURGE_AFTER_LAST_DOWNLOAD = env.integer("PURGE_AFTER_LAST_DOWNLOAD", 30, maximum=600)
 # Downloads: "" (the app streams them, with the WSGI server's sendfile where it can) or
 # "nginx" (the app answers X-Accel-Redirect and nginx sends the file).
 # "off" is "no offload" said explicitly, where an empty value means a deployment's default
 # (docker-compose.yml offloads to nginx unless .env says off).
-DOWNLOAD_OFFLOAD = env.str("DOWNLOAD_OFFLOAD", default="").strip().lower()
+DOWNLOAD_OFFLOAD = env.choice("DOWNLOAD_OFFLOAD", ["off", "nginx"], "")
 if DOWNLOAD_OFFLOAD == "off":
     DOWNLOAD_OFFLOAD = ""
-if DOWNLOAD_OFFLOAD not in {"", "nginx"}:
-    raise ImproperlyConfigured(
-        f"DOWNLOAD_OFFLOAD must be empty, 'off' or 'nginx', got {DOWNLOAD_OFFLOAD!r}."
-    )
 if DOWNLOAD_OFFLOAD == "nginx" and STORAGE_BACKEND != "local":
     # nginx sends files from MEDIA_ROOT; with S3 the bytes are in the bucket, and every
     # download would be counted, then answered 404 by nginx.
@@ -409,32 +357,28 @@ if DOWNLOAD_OFFLOAD == "nginx" and STORAGE_BACKEND != "local":
         f"DOWNLOAD_OFFLOAD=nginx needs STORAGE_BACKEND=local (got {STORAGE_BACKEND!r}); "
         "set DOWNLOAD_OFFLOAD=off."
     )
-DOWNLOAD_OFFLOAD_LOCATION = env.str("DOWNLOAD_OFFLOAD_LOCATION", default="/_protected/")
+DOWNLOAD_OFFLOAD_LOCATION = env.string("DOWNLOAD_OFFLOAD_LOCATION", "/_protected/")
 # A file in storage with no row is an orphan only once it is older than this: an upload
 # writes its file before its row commits.
-RECONCILE_GRACE_SECONDS = env_int("RECONCILE_GRACE_SECONDS", 3600, minimum=0)
+RECONCILE_GRACE_SECONDS = env.integer("RECONCILE_GRACE_SECONDS", 3600)
 # Rows of purged shares (and their timelines) are kept this long for the audit trail.
-SHARE_RETENTION_DAYS = env_int("SHARE_RETENTION_DAYS", 30, minimum=0)
+SHARE_RETENTION_DAYS = env.integer("SHARE_RETENTION_DAYS", 30)
 
 # Rate limits per client IP ("count/period", period s, m, h or d). Counters live in the cache.
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True  # availability beats throttling for this service
 RATE_LIMITS = {
-    "upload": env.str("RATE_LIMIT_UPLOADS", default="30/h"),
-    "download": env.str("RATE_LIMIT_DOWNLOADS", default="120/h"),
-    "password": env.str("RATE_LIMIT_WRONG_PASSWORDS", default="10/h"),
-    "report": env.str("RATE_LIMIT_REPORTS", default="10/h"),
-    "login": env.str("RATE_LIMIT_LOGINS", default="10/10m"),
+    "upload": env.rate("RATE_LIMIT_UPLOADS", "30/h"),
+    "download": env.rate("RATE_LIMIT_DOWNLOADS", "120/h"),
+    "password": env.rate("RATE_LIMIT_WRONG_PASSWORDS", "10/h"),
+    "report": env.rate("RATE_LIMIT_REPORTS", "10/h"),
+    "login": env.rate("RATE_LIMIT_LOGINS", "10/10m"),
 }
-for _name, _rate in RATE_LIMITS.items():
-    if not re.fullmatch(r"\d+/\d*[smhd]", _rate):
-        _variable = {"password": "RATE_LIMIT_WRONG_PASSWORDS"}.get(_name, f"RATE_LIMIT_{_name}S")
-        raise ImproperlyConfigured(
-            f"{_variable.upper()} must look like 30/h (count/period), got {_rate!r}."
-        )
 # Where the client's address comes from: REMOTE_ADDR, or behind a trusted reverse proxy
 # the header it sets (HTTP_X_REAL_IP for the nginx config in deploy/).
-CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="REMOTE_ADDR")
+CLIENT_IP_HEADER = env.string(
+    "CLIENT_IP_HEADER", "REMOTE_ADDR", pattern=r"REMOTE_ADDR|HTTP_[A-Z0-9_]+", like="HTTP_X_REAL_IP"
+)
 RATELIMIT_IP_META_KEY = CLIENT_IP_HEADER
 
 # Request ids: taken from X-Request-ID when a proxy sets one, else generated; in every log
@@ -445,13 +389,12 @@ REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"
 NO_REQUEST_ID = "-"
 
 # Errors by mail, when both ADMINS and an email server are configured.
-ADMINS = [("Admin", address) for address in env_list("DJANGO_ADMINS", [])]
-EMAIL_URL = env.str("EMAIL_URL", default="")
-if EMAIL_URL:
-    # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS
-    globals().update(env.email_url_config(EMAIL_URL))
-SERVER_EMAIL = env.str("SERVER_EMAIL", default="onetimeshare@localhost")
-if ADMINS and EMAIL_URL:
+ADMINS = [("Admin", address) for address in env.string_list("DJANGO_ADMINS", [])]
+# EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS
+email_settings = env.email("EMAIL_URL")
+globals().update(email_settings)
+SERVER_EMAIL = env.string("SERVER_EMAIL", "onetimeshare@localhost")
+if ADMINS and email_settings:
     LOGGING["handlers"]["mail_admins"] = {
         "class": "django.utils.log.AdminEmailHandler",
         "level": "ERROR",
