@@ -19,7 +19,7 @@ from django.core.files.base import ContentFile
 from django.http import HttpResponseBase
 from django.utils import timezone
 
-from apps.shares import services
+from apps.shares.services import lifecycle
 from apps.shares.models import Share
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -112,11 +112,11 @@ def stored_files(root: Path) -> list[Path]:
 
 
 @pytest.fixture
-def make_share(db) -> Callable[..., services.CreatedShare]:
+def make_share(db) -> Callable[..., lifecycle.CreatedShare]:
     """Create a share through the service, as an upload would."""
 
     def make(content: bytes = b"hello, world\n", name: str = "hello.txt", **options):
-        return services.share_create(file=ContentFile(content, name=name), **options)
+        return lifecycle.share_create(file=ContentFile(content, name=name), **options)
 
     return make
 

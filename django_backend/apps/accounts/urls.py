@@ -24,8 +24,6 @@ urlpatterns = [
         ),
         name="password_done",
     ),
-    path("shares/", views.my_shares, name="shares"),
-    path("shares/<int:share_id>/revoke", views.revoke_share, name="revoke_share"),
     path("tokens/", views.api_tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke", views.revoke_api_token, name="revoke_token"),
 ]

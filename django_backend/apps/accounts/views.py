@@ -1,4 +1,4 @@
-"""Accounts: sign up, log in (rate limited), My shares, API tokens.
+"""Accounts: sign up, log in (rate limited), API tokens. ("My shares" is the shares app's.)
 
 Every form here acts on a session, so every one keeps CSRF protection, and these pages
 keep Django's default `same-origin` referrer policy.
@@ -19,12 +19,7 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.common.errors import share_error_response
-from apps.shares import ratelimits
-from apps.shares import services as share_services
-from apps.shares.clients import actor_from_request
-from apps.shares.exceptions import ShareError
-from apps.shares.models import Share
+from apps.common import ratelimits
 
 from . import services
 from .forms import ApiTokenForm, SignUpForm
@@ -61,10 +56,7 @@ def rate_limit_logins(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method == "POST":
-            try:
-                ratelimits.count(request, "login")
-            except ShareError as exc:
-                return share_error_response(request, exc)
+            ratelimits.count(request, "login")  # RateLimited becomes the 429 page
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -86,31 +78,6 @@ class LogoutView(auth_views.LogoutView):
 
     def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         return render(request, "accounts/logout.html")
-
-
-@login_required
-@require_http_methods(["GET", "HEAD"])
-def my_shares(request: HttpRequest) -> HttpResponse:
-    try:
-        limit = int(request.GET.get("limit", 20))
-        page = share_services.shares_of_owner(
-            owner=request.user, limit=limit, after=request.GET.get("after") or None
-        )
-    except (ValueError, ShareError):
-        return redirect("accounts:shares")
-    return render(request, "accounts/shares.html", {"page": page, "limit": limit})
-
-
-@login_required
-@require_POST
-def revoke_share(request: HttpRequest, share_id: int) -> HttpResponse:
-    share = Share.objects.filter(pk=share_id, owner=request.user).first()
-    if share is None:
-        messages.error(request, "There is no such share among yours.")
-    else:
-        share_services.share_revoke(share_id=share.pk, actor=actor_from_request(request))
-        messages.success(request, f"“{share.name}” is revoked and its file deleted.")
-    return redirect("accounts:shares")
 
 
 @login_required

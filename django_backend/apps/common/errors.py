@@ -3,7 +3,7 @@
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from apps.shares.exceptions import ShareError
+from .exceptions import ServiceError
 
 API_PREFIX = "/api/"
 
@@ -39,7 +39,8 @@ def error_response(
     return render(request, template, context, status=status)
 
 
-def share_error_response(request: HttpRequest, exc: ShareError) -> HttpResponse:
+def service_error_response(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+    """The response for a service exception: its status, code and message."""
     response = error_response(request, status=exc.status, code=exc.code, message=exc.message)
     if retry_after := getattr(exc, "retry_after", None):
         response.headers["Retry-After"] = str(retry_after)

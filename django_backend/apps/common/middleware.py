@@ -5,7 +5,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from log_request_id.middleware import RequestIDMiddleware as BaseRequestIDMiddleware
 
-from .errors import error_response, wants_json
+from .errors import error_response, service_error_response, wants_json
+from .exceptions import ServiceError
 
 WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -47,3 +48,23 @@ class ApiErrorShapeMiddleware:
             )
             response["Allow"] = allowed
         return response
+
+
+class ServiceErrorMiddleware:
+    """Answer a service exception raised by any view with the project's error response.
+
+    The one mapping from exception to response for the HTML pages, as the API's exception
+    handler is for JSON: views catch only what they handle differently (a form shown again
+    with its message).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, ServiceError):
+            return service_error_response(request, exception)
+        return None

@@ -15,15 +15,13 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import selectors
 from .clients import OPERATOR
 from .models import AbuseReport, JobRun, Share, ShareEvent
+from .services import lifecycle, moderation
 from .tokens import TOKEN_PATTERN, token_hash
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
-
-QUARANTINED = "quarantined"
-PURGED = "purged"
 
 
 def tokens_in(search_term: str) -> list[str]:
@@ -44,20 +42,6 @@ def tokens_in(search_term: str) -> list[str]:
     return tokens
 
 
-def share_status_labels(share: Share) -> list[str]:
-    """What the status filter would file the share under, one label per matching choice."""
-    labels = []
-    # The queryset's active() means "downloadable now", which excludes held and purged
-    # shares; their lifecycle status alone would read "active" and mislead.
-    if share.status != Share.Status.ACTIVE or share.is_available:
-        labels.append(str(share.status))
-    if share.quarantined_at is not None:
-        labels.append(QUARANTINED)
-    if share.purged_at is not None:
-        labels.append(PURGED)
-    return labels
-
-
 def _shares(count: int) -> str:
     return f"{count} share" if count == 1 else f"{count} shares"
 
@@ -70,22 +54,13 @@ class ShareStatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
 
-    STATUSES = {
-        Share.Status.ACTIVE: lambda shares: shares.active(),
-        Share.Status.CONSUMED: lambda shares: shares.consumed(),
-        Share.Status.EXPIRED: lambda shares: shares.expired(),
-        Share.Status.REVOKED: lambda shares: shares.revoked(),
-        QUARANTINED: lambda shares: shares.quarantined(),
-        PURGED: lambda shares: shares.purged(),
-    }
-    LABELS = {QUARANTINED: "held for review (quarantined)", PURGED: "bytes deleted (purged)"}
-
     def lookups(self, request, model_admin):
-        return [(status, self.LABELS.get(status, status)) for status in self.STATUSES]
+        return Share.State.choices
 
     def queryset(self, request, queryset):
-        status_filter = self.STATUSES.get(self.value())
-        return status_filter(queryset) if status_filter else queryset
+        if self.value() in Share.State.values:
+            return queryset.in_state(self.value())
+        return queryset
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -211,7 +186,7 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
         return format_html_join(
             " ",
             '<span class="share-status share-status-{}">{}</span>',
-            ((label, label) for label in share_status_labels(share)),
+            ((state, Share.State(state).label) for state in share.states),
         )
 
     @admin.display(description="size", ordering="size")
@@ -240,7 +215,7 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "share_stats": services.shares_stats(),
+            "share_stats": selectors.shares_stats(),
             "open_reports": AbuseReport.objects.filter(resolved_at__isnull=True).count(),
         }
         return super().changelist_view(request, extra_context=extra_context)
@@ -249,7 +224,7 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:
         revoked = deleted = 0
         for share in queryset:
-            after = services.share_remove(share_id=share.pk, actor=OPERATOR)
+            after = moderation.share_remove(share_id=share.pk, actor=OPERATOR)
             revoked += share.revoked_at is None and after.revoked_at is not None
             deleted += share.purged_at is None and after.purged_at is not None
         message = f"Revoked {_shares(revoked)}; deleted the bytes of {_shares(deleted)}."
@@ -258,7 +233,7 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
     @admin.action(description="Purge bytes now", permissions=["moderate"])
     def purge(self, request, queryset) -> None:
         selected = list(queryset.only("pk", "size"))
-        purged = [share for share in selected if services.share_purge(share_id=share.pk)]
+        purged = [share for share in selected if lifecycle.share_purge(share_id=share.pk)]
         freed = filesizeformat(sum(share.size for share in purged))
         skipped = len(selected) - len(purged)
         self.report(
@@ -273,7 +248,7 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
     @admin.action(description="Quarantine (hold for review)", permissions=["moderate"])
     def quarantine(self, request, queryset) -> None:
         selected = list(queryset.values_list("pk", flat=True))
-        held = sum(services.share_quarantine(share_id=pk) for pk in selected)
+        held = sum(moderation.share_quarantine(share_id=pk) for pk in selected)
         skipped = len(selected) - held
         self.report(
             request,
@@ -285,7 +260,7 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
     @admin.action(description="Release from quarantine", permissions=["moderate"])
     def release(self, request, queryset) -> None:
         selected = list(queryset.values_list("pk", flat=True))
-        released = sum(services.share_release(share_id=pk) for pk in selected)
+        released = sum(moderation.share_release(share_id=pk) for pk in selected)
         skipped = len(selected) - released
         self.report(
             request,
@@ -341,7 +316,7 @@ class AbuseReportAdmin(ModerationMixin, admin.ModelAdmin):
         selected = list(queryset.values_list("pk", "resolved_at"))
         open_ids = [pk for pk, resolved_at in selected if resolved_at is None]
         for report_id in open_ids:
-            services.report_resolve(report_id=report_id, resolution=resolution)
+            moderation.report_resolve(report_id=report_id, resolution=resolution)
         skipped = len(selected) - len(open_ids)
         self.report(
             request,

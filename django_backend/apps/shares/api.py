@@ -12,23 +12,20 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import File, Form, NinjaAPI, Path, Schema, Status, UploadedFile
 from ninja.errors import HttpError, ValidationError
-from ninja.utils import check_csrf
 
-from apps.accounts.services import api_token_authenticate
-from apps.common.errors import error_response, share_error_response
+from apps.accounts.auth import request_user
+from apps.common import ratelimits
+from apps.common.errors import error_response, service_error_response
+from apps.common.exceptions import NotAuthenticated, ServiceError
 
-from . import ratelimits, services
+from . import selectors
 from .clients import actor_from_request
 from .downloads import download_request
-from .exceptions import (
-    Forbidden,
-    InvalidShareOption,
-    NotAuthenticated,
-    ShareError,
-)
+from .exceptions import InvalidShareOption
 from .filenames import clean_filename
 from .links import manage_url, share_url
 from .models import Share
+from .services import lifecycle
 from .tokens import share_token_for
 from .uploads import spool_request_body
 
@@ -103,29 +100,8 @@ class SharePageOut(Schema):
     next: str | None
 
 
-def _caller(request: HttpRequest):
-    """The user an API request acts for: by `Authorization: Bearer <token>`, or by the
-    session of the logged-in browser (the upload page's script), or nobody."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header:
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise NotAuthenticated("The Authorization header must be: Bearer <token>.")
-        user = api_token_authenticate(key=key.strip())
-        if user is None:
-            raise NotAuthenticated("This API token is not valid or has been revoked.")
-        return user
-    if request.user.is_authenticated:
-        # The API is exempt from CSRF for token and anonymous clients; a request that acts
-        # through a session cookie must still prove it came from our own page.
-        if check_csrf(request) is not None:
-            raise Forbidden("The CSRF check failed. Reload the page and try again.")
-        return request.user
-    return None
-
-
 def _uploader(request: HttpRequest):
-    owner = _caller(request)
+    owner = request_user(request)
     if owner is None and not settings.ALLOW_ANONYMOUS_UPLOADS:
         raise NotAuthenticated("Uploads need an account: send Authorization: Bearer <token>.")
     return owner
@@ -165,9 +141,9 @@ def _share_out(request: HttpRequest, share: Share, manage_token: str) -> dict:
     }
 
 
-@api.exception_handler(ShareError)
-def _share_error(request: HttpRequest, exc: ShareError) -> HttpResponse:
-    return share_error_response(request, exc)
+@api.exception_handler(ServiceError)
+def _service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+    return service_error_response(request, exc)
 
 
 @api.exception_handler(ValidationError)
@@ -201,7 +177,7 @@ def create_share(
     Anonymous, or as a user with `Authorization: Bearer <token>`."""
     owner = _uploader(request)
     ratelimits.count(request, "upload")
-    created = services.share_create(
+    created = lifecycle.share_create(
         file=file,
         content_type=file.content_type,
         expires_in=expires_in,
@@ -240,7 +216,7 @@ def put_share(
     # Check the caller, limits and options before reading a possibly large body.
     owner = _uploader(request)
     ratelimits.count(request, "upload")
-    services.validate_share_options(
+    lifecycle.validate_share_options(
         expires_in=expires_in,
         max_downloads=max_downloads,
         password=password,
@@ -248,7 +224,7 @@ def put_share(
     content_type = request.META.get("CONTENT_TYPE", "")
     file = spool_request_body(request, name=filename, content_type=content_type)
     try:
-        created = services.share_create(
+        created = lifecycle.share_create(
             file=file,
             name=filename,
             content_type=content_type,
@@ -270,10 +246,10 @@ def put_share(
 )
 def list_shares(request: HttpRequest, limit: int = 20, after: str | None = None):
     """Cursor-paginated: pass the `next` of one page as `after` to get the next."""
-    owner = _caller(request)
+    owner = request_user(request)
     if owner is None:
         raise NotAuthenticated()
-    page = services.shares_of_owner(owner=owner, limit=limit, after=after)
+    page = selectors.shares_of_owner(owner=owner, limit=limit, after=after)
     return {"shares": page.shares, "next": page.next_cursor}
 
 
@@ -281,7 +257,7 @@ def list_shares(request: HttpRequest, limit: int = 20, after: str | None = None)
 @api.get("/shares/{key}", response={200: ShareMetaOut, **ERRORS}, summary="Public metadata")
 def get_share(request: HttpRequest, key: Path[str]):
     """`key` is the share token. Never counts as a download."""
-    return services.share_open(share_token=key, actor=actor_from_request(request))
+    return lifecycle.share_open(share_token=key, actor=actor_from_request(request))
 
 
 def _password_from(request: HttpRequest) -> str:
@@ -331,12 +307,12 @@ def download_share(request: HttpRequest, token: str):
 
 @api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")
 def get_managed_share(request: HttpRequest, manage_token: str):
-    share = services.share_get_for_manage(manage_token=manage_token)
+    share = selectors.share_get_for_manage(manage_token=manage_token)
     return _share_out(request, share, manage_token)
 
 
 @api.delete("/manage/{manage_token}", response={204: None, **ERRORS}, summary="Revoke and purge")
 def revoke_share(request: HttpRequest, manage_token: str):
-    share = services.share_get_for_manage(manage_token=manage_token)
-    services.share_revoke(share_id=share.pk, actor=actor_from_request(request))
+    share = selectors.share_get_for_manage(manage_token=manage_token)
+    lifecycle.share_revoke(share_id=share.pk, actor=actor_from_request(request))
     return Status(204, None)

@@ -1,23 +1,25 @@
 """Sending a claimed share to the client.
 
-The bytes are opened before the download is counted, so a storage failure costs the
-recipient nothing; then the claim; then the response: streamed by the app (with the WSGI
-server's sendfile for local files), or handed to nginx with X-Accel-Redirect.
+The claim service authorizes, opens the bytes and takes the download; this module turns
+the claim into the response: streamed by the app (with the WSGI server's sendfile for local
+files), or handed to nginx with X-Accel-Redirect.
 """
 
+import contextlib
 import logging
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse
 
-from . import ratelimits, services
+from apps.common import ratelimits
+
 from .clients import SYSTEM, Actor, actor_from_request
-from .exceptions import ShareGone, StorageUnavailable, WrongPassword
+from .exceptions import WrongPassword
 from .filenames import attachment_disposition
 from .models import Share
+from .services.lifecycle import share_claim, share_download_finished
 from .tokens import token_hash
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,10 @@ class _TrackedFile(File):
     """The stored file, which reports how the download ended once the response closes it.
 
     FileResponse closes the file when the WSGI server closes the response: the transfer
-    finished or the client went away. The file position then tells which, on the read()
-    path and on the server's sendfile path alike (both advance it by what was sent).
+    finished or the client went away. How far the transfer got is the furthest position the
+    file reached: read() advances it on the app's own path; on the server's sendfile path,
+    socket.sendfile() seeks the file to the end of what it sent (gunicorn then seeks it
+    back to where it started, so the position at close alone would say "nothing sent").
     After the last allowed download, the service then deletes the bytes.
     """
 
@@ -39,53 +43,35 @@ class _TrackedFile(File):
         self._share_id = share.pk
         self._size = share.size
         self._actor = actor
+        self._furthest = 0
         self._reported = False
 
+    def read(self, *args, **kwargs) -> bytes:
+        data = self.file.read(*args, **kwargs)
+        self._note_position()
+        return data
+
+    def seek(self, *args, **kwargs) -> int:
+        position = self.file.seek(*args, **kwargs)
+        self._note_position()
+        return position
+
+    def _note_position(self) -> None:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self._furthest = max(self._furthest, self.file.tell())
+
     def close(self) -> None:
-        try:
-            position = self.file.tell()
-        except (AttributeError, OSError, ValueError):
-            position = 0
+        self._note_position()
         try:
             super().close()
         finally:
             if not self._reported:
                 self._reported = True
-                services.share_download_finished(
-                    share_id=self._share_id, completed=position >= self._size, actor=self._actor
+                share_download_finished(
+                    share_id=self._share_id,
+                    completed=self._furthest >= self._size,
+                    actor=self._actor,
                 )
-
-
-def storage_says_missing(exc: BaseException) -> bool:
-    """Whether a storage error means "no such file": local, or an S3 error code."""
-    if isinstance(exc, FileNotFoundError):
-        return True
-    error = getattr(exc, "response", None) or {}
-    return error.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
-
-
-def open_stored(share: Share) -> File:
-    """A readable stream of the share's bytes, never loaded whole into memory."""
-    try:
-        stored = default_storage.open(share.storage_name, "rb")
-        s3_object = getattr(stored, "obj", None)
-        if s3_object is not None:
-            # django-storages' S3File would first copy the whole object into a spooled
-            # temporary file (in memory up to AWS_S3_MAX_MEMORY_SIZE, which defaults to no
-            # limit); the object's body streams straight from S3 instead.
-            return File(s3_object.get()["Body"], name=share.storage_name)
-        return stored
-    except Exception as exc:
-        if not storage_says_missing(exc):
-            logger.error("Could not open share %s in storage: %s", share.pk, exc)
-            raise StorageUnavailable() from exc
-        share.refresh_from_db()
-        if share.is_available:
-            # Bytes lost behind our back: the reconciler marks such rows purged.
-            logger.error("Share %s has no bytes in storage.", share.pk)
-        # Otherwise this request lost a race: the last download deleted the bytes after
-        # this one was authorized. Either way nothing is counted.
-        raise ShareGone() from None
 
 
 def download_request(request: HttpRequest, *, share_token: str, password: str) -> HttpResponse:
@@ -105,22 +91,16 @@ def download_request(request: HttpRequest, *, share_token: str, password: str) -
 
 
 def download_response(*, share_token: str, password: str, actor: Actor = SYSTEM) -> HttpResponse:
-    """Authorize, open the bytes, take one download, and answer with the attachment."""
-    share = services.share_authorize(share_token=share_token, password=password, actor=actor)
-    if settings.DOWNLOAD_OFFLOAD == "nginx":
-        if not default_storage.exists(share.storage_name):
-            logger.error("Share %s has no bytes in storage.", share.pk)
-            raise ShareGone()
-        share = services.share_claim_authorized(share=share, actor=actor)
+    """Claim one download and answer with the attachment."""
+    offload = settings.DOWNLOAD_OFFLOAD == "nginx"
+    claimed = share_claim(
+        share_token=share_token, password=password, actor=actor, open_bytes=not offload
+    )
+    share = claimed.share
+    if offload:
         return _offload_response(share)
-    stream = open_stored(share)
-    try:
-        share = services.share_claim_authorized(share=share, actor=actor)
-    except BaseException:
-        stream.close()
-        raise
     response = FileResponse(
-        _TrackedFile(stream, share, actor), content_type="application/octet-stream"
+        _TrackedFile(claimed.stream, share, actor), content_type="application/octet-stream"
     )
     response.block_size = BLOCK_SIZE
     response.headers["Content-Length"] = str(share.size)

@@ -1,26 +1,18 @@
-"""The shares app's exception family.
+"""The shares app's exception family, on the project's ServiceError.
 
-Each exception carries the HTTP status and the API error code it maps to, so that one
-mapping serves the HTML pages and the JSON API alike (see apps.common.errors).
+Each exception carries the HTTP status and the API error code it maps to; one mapping
+(apps.common.errors, applied by a middleware and the API's handler) answers them all.
 """
 
-
-class ShareError(Exception):
-    status = 400
-    code = "invalid"
-    default_message = "The request is invalid."
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or self.default_message
-        super().__init__(self.message)
+from apps.common.exceptions import InvalidInput, ServiceError, Unavailable
 
 
-class InvalidShareOption(ShareError):
-    """An option is out of range or malformed; `field` names it."""
+class ShareError(ServiceError):
+    """Anything the shares services refuse."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}")
+
+class InvalidShareOption(InvalidInput, ShareError):
+    """A share option is out of range or malformed; `field` names it."""
 
 
 class PasswordRequired(ShareError):
@@ -53,29 +45,5 @@ class TooLarge(ShareError):
     default_message = "The file is too large."
 
 
-class StorageUnavailable(ShareError):
-    status = 503
-    code = "unavailable"
+class StorageUnavailable(Unavailable, ShareError):
     default_message = "File storage is unavailable. Please try again shortly."
-
-
-class RateLimited(ShareError):
-    status = 429
-    code = "rate_limited"
-    default_message = "Too many requests. Please wait a little and try again."
-
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(f"Too many requests. Please try again in {self.retry_after} seconds.")
-
-
-class NotAuthenticated(ShareError):
-    status = 401
-    code = "unauthorized"
-    default_message = "Send an API token: Authorization: Bearer <token>."
-
-
-class Forbidden(ShareError):
-    status = 403
-    code = "forbidden"
-    default_message = "You are not allowed to do this."

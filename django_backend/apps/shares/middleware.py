@@ -5,7 +5,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from apps.common.errors import share_error_response
+from apps.common.errors import service_error_response
 
 from .uploads import too_large_error, upload_was_too_large
 
@@ -33,9 +33,9 @@ class UploadLimitMiddleware:
             except ValueError:
                 declared = 0
             if declared > settings.MAX_UPLOAD_SIZE + MULTIPART_OVERHEAD:
-                return share_error_response(request, too_large_error())
+                return service_error_response(request, too_large_error())
             if request.content_type == "multipart/form-data":
                 request.POST  # noqa: B018 - parse now, through the size-limiting handler
                 if upload_was_too_large(request):
-                    return share_error_response(request, too_large_error())
+                    return service_error_response(request, too_large_error())
         return self.get_response(request)

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -5,33 +7,50 @@ from django.utils import timezone
 
 
 class ShareQuerySet(models.QuerySet):
-    """Status filters. Status is derived from timestamps and counts, never stored."""
+    """Status filters. Status is derived from timestamps and counts, never stored.
+
+    `condition()` is the one definition of each status in SQL; Share.status and
+    Share.states are its mirror in Python for a loaded row (a test holds them together).
+    """
+
+    @staticmethod
+    def condition(state: str, now: datetime | None = None) -> Q:
+        """The filter for one of Share.State's values."""
+        now = now or timezone.now()
+        live = Q(revoked_at__isnull=True, downloads__lt=F("max_downloads"))
+        return {
+            Share.State.REVOKED: Q(revoked_at__isnull=False),
+            Share.State.CONSUMED: Q(revoked_at__isnull=True, downloads__gte=F("max_downloads")),
+            Share.State.EXPIRED: live & Q(expires_at__lte=now),
+            # "Active" here means downloadable now: neither purged nor held for review.
+            Share.State.ACTIVE: live
+            & Q(expires_at__gt=now, purged_at__isnull=True, quarantined_at__isnull=True),
+            Share.State.QUARANTINED: Q(quarantined_at__isnull=False),
+            Share.State.PURGED: Q(purged_at__isnull=False),
+        }[state]
+
+    def in_state(self, state: str) -> "ShareQuerySet":
+        return self.filter(self.condition(state))
 
     def revoked(self) -> "ShareQuerySet":
-        return self.filter(revoked_at__isnull=False)
+        return self.in_state(Share.State.REVOKED)
 
     def consumed(self) -> "ShareQuerySet":
-        return self.filter(revoked_at__isnull=True, downloads__gte=F("max_downloads"))
+        return self.in_state(Share.State.CONSUMED)
 
     def expired(self) -> "ShareQuerySet":
-        return self.filter(
-            revoked_at__isnull=True,
-            downloads__lt=F("max_downloads"),
-            expires_at__lte=timezone.now(),
-        )
+        return self.in_state(Share.State.EXPIRED)
 
     def active(self) -> "ShareQuerySet":
         """Shares a recipient could download now."""
-        return self.filter(
-            revoked_at__isnull=True,
-            downloads__lt=F("max_downloads"),
-            expires_at__gt=timezone.now(),
-            purged_at__isnull=True,
-            quarantined_at__isnull=True,
-        )
+        return self.in_state(Share.State.ACTIVE)
 
     def quarantined(self) -> "ShareQuerySet":
-        return self.filter(quarantined_at__isnull=False)
+        return self.in_state(Share.State.QUARANTINED)
+
+    def purged(self) -> "ShareQuerySet":
+        """Shares whose bytes have been deleted."""
+        return self.in_state(Share.State.PURGED)
 
     def ended(self) -> "ShareQuerySet":
         """Consumed, expired or revoked: no download will ever be served again."""
@@ -45,10 +64,6 @@ class ShareQuerySet(models.QuerySet):
         """Ended shares whose bytes are still in storage, unless kept for review."""
         return self.ended().filter(purged_at__isnull=True, quarantined_at__isnull=True)
 
-    def purged(self) -> "ShareQuerySet":
-        """Shares whose bytes have been deleted."""
-        return self.filter(purged_at__isnull=False)
-
     def stored(self) -> "ShareQuerySet":
         """Shares whose bytes are in storage."""
         return self.filter(purged_at__isnull=True)
@@ -56,10 +71,24 @@ class ShareQuerySet(models.QuerySet):
 
 class Share(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        CONSUMED = "consumed"
-        EXPIRED = "expired"
-        REVOKED = "revoked"
+        """The lifecycle status, as the API reports it, with the label people read."""
+
+        ACTIVE = "active", "active"
+        # Every allowed download was taken: the happy ending.
+        CONSUMED = "consumed", "delivered"
+        EXPIRED = "expired", "expired"
+        REVOKED = "revoked", "revoked"
+
+    class State(models.TextChoices):
+        """What an operator can filter on: the statuses plus the two conditions of the
+        bytes (held for review, deleted), which combine with any status."""
+
+        ACTIVE = "active", "active"
+        CONSUMED = "consumed", "delivered"
+        EXPIRED = "expired", "expired"
+        REVOKED = "revoked", "revoked"
+        QUARANTINED = "quarantined", "held for review"
+        PURGED = "purged", "file deleted"
 
     # The sender, when logged in (or using an API token); anonymous shares have none.
     owner = models.ForeignKey(
@@ -131,6 +160,24 @@ class Share(models.Model):
         if timezone.now() >= self.expires_at:
             return self.Status.EXPIRED
         return self.Status.ACTIVE
+
+    @property
+    def status_label(self) -> str:
+        return self.Status(self.status).label
+
+    @property
+    def states(self) -> list[str]:
+        """Every State whose filter (ShareQuerySet.condition) matches this row."""
+        states = []
+        # The filter's "active" means downloadable now, which excludes held and purged
+        # shares; their lifecycle status alone would read "active" and mislead.
+        if self.status != self.Status.ACTIVE or self.is_available:
+            states.append(self.status)
+        if self.quarantined_at is not None:
+            states.append(self.State.QUARANTINED)
+        if self.purged_at is not None:
+            states.append(self.State.PURGED)
+        return states
 
     @property
     def is_available(self) -> bool:

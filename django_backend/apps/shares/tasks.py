@@ -2,22 +2,22 @@
 
 from celery import shared_task
 
-from . import services
+from .services import lifecycle, maintenance
 
 
 @shared_task
 def purge_share(share_id: int) -> bool:
     """Delete one ended share's bytes (the request already tried; this is the net)."""
-    return services.share_purge(share_id=share_id)
+    return lifecycle.share_purge(share_id=share_id)
 
 
 @shared_task
 def purge_shares() -> dict:
     """Every minute: delete the bytes of every consumed, expired or revoked share."""
-    return services.shares_purge().__dict__
+    return maintenance.shares_purge().__dict__
 
 
 @shared_task
 def reconcile_storage() -> dict:
     """Every hour: delete orphan files, mark rows whose file is missing as purged."""
-    return services.storage_reconcile().__dict__
+    return maintenance.storage_reconcile().__dict__

@@ -1,28 +1,32 @@
 """The HTML pages: upload, the recipient's landing page, download and report, the sender's
-page and revoke.
+page and revoke, and a logged-in owner's list of their shares.
 
-Thin: each parses its input, calls one service and turns the result or the exception into
-a response.
+Thin: each parses its input, calls one service and renders the result. Service exceptions
+become the error page in ServiceErrorMiddleware; a view catches only what it shows
+differently (a form again, with its message).
 """
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from apps.common import ratelimits
 from apps.common.decorators import secret_url
-from apps.common.errors import share_error_response
 
-from . import ratelimits, services
+from . import selectors
 from .clients import actor_from_request
 from .downloads import download_request
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .forms import DownloadForm, ReportForm, ShareForm
 from .links import manage_url, qr_svg, share_url
 from .models import Share
+from .services import lifecycle, moderation
 from .tokens import share_token_for
 
 
@@ -39,13 +43,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = ShareForm(request.POST, request.FILES)
-        try:
-            ratelimits.count(request, "upload")
-        except ShareError as exc:
-            return share_error_response(request, exc)
+        ratelimits.count(request, "upload")
         if form.is_valid():
             try:
-                created = services.share_create(
+                created = lifecycle.share_create(
                     file=form.cleaned_data["file"],
                     content_type=form.cleaned_data["file"].content_type,
                     expires_in=form.cleaned_data["expires_in"],
@@ -56,8 +57,6 @@ def upload(request: HttpRequest) -> HttpResponse:
                 )
             except InvalidShareOption as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            except ShareError as exc:
-                return share_error_response(request, exc)
             else:
                 return _see_other(reverse("shares:manage", args=[created.manage_token]))
         status = 400
@@ -88,10 +87,7 @@ def landing(request: HttpRequest, share_token: str) -> HttpResponse:
     """GET/HEAD show the file and never count; POST claims one download and streams it."""
     if request.method == "POST":
         return download(request, share_token)
-    try:
-        share = services.share_open(share_token=share_token, actor=actor_from_request(request))
-    except ShareError as exc:
-        return share_error_response(request, exc)
+    share = lifecycle.share_open(share_token=share_token, actor=actor_from_request(request))
     return _landing(request, share, DownloadForm())
 
 
@@ -104,13 +100,8 @@ def download(request: HttpRequest, share_token: str) -> HttpResponse:
     except (PasswordRequired, WrongPassword) as exc:
         # Nothing was consumed: show the page again with the message, as a 403.
         form.add_error("password", exc.message)
-        try:
-            share = services.share_get(share_token=share_token)
-        except ShareError as gone:
-            return share_error_response(request, gone)
+        share = selectors.share_get(share_token=share_token)
         return _landing(request, share, form, status=403)
-    except ShareError as exc:
-        return share_error_response(request, exc)
 
 
 @csrf_exempt  # authorized by the token in the URL, like the Download form
@@ -118,10 +109,7 @@ def download(request: HttpRequest, share_token: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def report(request: HttpRequest, share_token: str) -> HttpResponse:
     """A recipient reports a file to the operators: a reason and an optional note."""
-    try:
-        share = services.share_get(share_token=share_token)
-    except ShareError as exc:
-        return share_error_response(request, exc)
+    share = selectors.share_get(share_token=share_token)
     context = {"share": share, "landing_path": reverse("shares:landing", args=[share_token])}
     if request.method != "POST":
         context["form"] = ReportForm()
@@ -130,26 +118,20 @@ def report(request: HttpRequest, share_token: str) -> HttpResponse:
     if not form.is_valid():
         context["form"] = form
         return render(request, "shares/report.html", context, status=400)
-    try:
-        ratelimits.count(request, "report")
-        services.share_report(
-            share_token=share_token,
-            reason=form.cleaned_data["reason"],
-            note=form.cleaned_data["note"],
-            actor=actor_from_request(request),
-        )
-    except ShareError as exc:
-        return share_error_response(request, exc)
+    ratelimits.count(request, "report")
+    moderation.share_report(
+        share_token=share_token,
+        reason=form.cleaned_data["reason"],
+        note=form.cleaned_data["note"],
+        actor=actor_from_request(request),
+    )
     return render(request, "shares/report_done.html", context)
 
 
 @secret_url
 @require_safe
 def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
-    try:
-        share = services.share_get_for_manage(manage_token=manage_token)
-    except ShareError as exc:
-        return share_error_response(request, exc)
+    share = selectors.share_get_for_manage(manage_token=manage_token)
     link = share_url(request, share_token_for(manage_token))
     context = {
         "share": share,
@@ -168,9 +150,35 @@ def manage(request: HttpRequest, manage_token: str) -> HttpResponse:
 @secret_url
 @require_POST
 def revoke(request: HttpRequest, manage_token: str) -> HttpResponse:
-    try:
-        share = services.share_get_for_manage(manage_token=manage_token)
-        services.share_revoke(share_id=share.pk, actor=actor_from_request(request))
-    except ShareError as exc:
-        return share_error_response(request, exc)
+    share = selectors.share_get_for_manage(manage_token=manage_token)
+    lifecycle.share_revoke(share_id=share.pk, actor=actor_from_request(request))
     return _see_other(reverse("shares:manage", args=[manage_token]))
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def my_shares(request: HttpRequest) -> HttpResponse:
+    """A logged-in sender's shares, newest first, by cursor."""
+    try:
+        limit = int(request.GET.get("limit", 20))
+        page = selectors.shares_of_owner(
+            owner=request.user, limit=limit, after=request.GET.get("after") or None
+        )
+    except (ValueError, ShareError):
+        # A hand-edited or stale address: the first page is the sensible answer.
+        return redirect("shares:mine")
+    return render(request, "shares/mine.html", {"page": page, "limit": limit})
+
+
+@login_required
+@require_POST
+def owner_revoke(request: HttpRequest, share_id: int) -> HttpResponse:
+    """Revoke one of the logged-in owner's shares (authorized by the session)."""
+    try:
+        share = selectors.share_get_for_owner(owner=request.user, share_id=share_id)
+    except ShareError as exc:
+        messages.error(request, exc.message)
+    else:
+        lifecycle.share_revoke(share_id=share.pk, actor=actor_from_request(request))
+        messages.success(request, f"“{share.name}” is revoked and its file deleted.")
+    return redirect("shares:mine")

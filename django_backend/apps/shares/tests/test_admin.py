@@ -13,9 +13,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.shares import services
 from apps.shares.clients import Actor
 from apps.shares.models import AbuseReport, Share
+from apps.shares.services import lifecycle, maintenance, moderation
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ RECIPIENT = Actor(agent="browser", client="0123456789abcdef")
 
 
 @pytest.fixture
-def shares(make_share) -> dict[str, services.CreatedShare]:
+def shares(make_share) -> dict[str, lifecycle.CreatedShare]:
     """One share in every state an operator can filter by, each 1000 bytes."""
     created = {
         "active": make_share(KB, name="active.txt"),
@@ -37,10 +37,10 @@ def shares(make_share) -> dict[str, services.CreatedShare]:
     with time_machine.travel(timezone.now() - timedelta(hours=2)):
         created["expired"] = make_share(KB, name="expired.txt", expires_in=60)
         created["purged"] = make_share(KB, name="expired-purged.txt", expires_in=60)
-    services.share_claim(share_token=created["consumed"].share_token)
-    services.share_revoke(share_id=created["revoked"].share.pk)
-    services.share_quarantine(share_id=created["quarantined"].share.pk)
-    assert services.share_purge(share_id=created["purged"].share.pk)
+    lifecycle.share_claim(share_token=created["consumed"].share_token, open_bytes=False)
+    lifecycle.share_revoke(share_id=created["revoked"].share.pk)
+    moderation.share_quarantine(share_id=created["quarantined"].share.pk)
+    assert lifecycle.share_purge(share_id=created["purged"].share.pk)
     return created
 
 
@@ -57,7 +57,7 @@ def run_action(client: Client, url: str, action: str, objects) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-def share_of(created: services.CreatedShare) -> Share:
+def share_of(created: lifecycle.CreatedShare) -> Share:
     return Share.objects.get(pk=created.share.pk)
 
 
@@ -76,7 +76,8 @@ def test_share_list_shows_every_status_as_a_coloured_badge_and_the_totals_above(
     assert sorted(listed_names(response)) == sorted(c.share.name for c in shares.values())
     html = response.content.decode()
     for status in ("active", "consumed", "expired", "revoked", "quarantined", "purged"):
-        assert f'<span class="share-status share-status-{status}">{status}</span>' in html
+        label = Share.State(status).label
+        assert f'<span class="share-status share-status-{status}">{label}</span>' in html
     # Active, consumed, expired and quarantined still hold their 1000 bytes each.
     assert len(stored_files(media_root)) == 4
     assert '<dd id="share-total-active">1</dd>' in html
@@ -273,7 +274,7 @@ def test_actions_count_only_the_shares_they_changed(admin_client, shares):
 def test_change_page_shows_no_token_hash_no_password_hash_and_no_token(admin_client, make_share):
     created = make_share(name="locked.txt", password="s3cret")
     share = share_of(created)
-    services.share_report(share_token=created.share_token, reason="malware", actor=RECIPIENT)
+    moderation.share_report(share_token=created.share_token, reason="malware", actor=RECIPIENT)
 
     response = admin_client.get(reverse("admin:shares_share_change", args=[share.pk]))
 
@@ -340,8 +341,8 @@ def test_staff_without_change_permission_sees_shares_but_cannot_act(
 # Abuse reports
 
 
-def report_on(created: services.CreatedShare, reason: str = "malware") -> AbuseReport:
-    return services.share_report(share_token=created.share_token, reason=reason, actor=RECIPIENT)
+def report_on(created: lifecycle.CreatedShare, reason: str = "malware") -> AbuseReport:
+    return moderation.share_report(share_token=created.share_token, reason=reason, actor=RECIPIENT)
 
 
 def test_report_list_puts_open_reports_before_resolved_ones(admin_client, make_share):
@@ -349,7 +350,7 @@ def test_report_list_puts_open_reports_before_resolved_ones(admin_client, make_s
     # Newer than the open one: by date alone it would come first.
     with time_machine.travel(timezone.now() + timedelta(minutes=5)):
         resolved = report_on(make_share(name="resolved.txt"))
-        services.report_resolve(report_id=resolved.pk, resolution="dismissed")
+        moderation.report_resolve(report_id=resolved.pk, resolution="dismissed")
 
     response = admin_client.get(REPORTS_URL)
 
@@ -371,7 +372,7 @@ def test_report_list_puts_open_reports_before_resolved_ones(admin_client, make_s
 def test_report_filters_by_open_reason_and_resolution(admin_client, make_share, query, expected):
     report_on(make_share(name="open.txt"), reason="malware")
     resolved = report_on(make_share(name="resolved.txt"), reason="copyright")
-    services.report_resolve(report_id=resolved.pk, resolution="dismissed")
+    moderation.report_resolve(report_id=resolved.pk, resolution="dismissed")
 
     response = admin_client.get(REPORTS_URL, query)
 
@@ -440,7 +441,7 @@ def test_resolving_again_leaves_a_resolved_report_and_its_share_alone(
 ):
     created = make_share(name="harmless.txt")
     report = report_on(created)
-    services.report_resolve(report_id=report.pk, resolution="dismissed")
+    moderation.report_resolve(report_id=report.pk, resolution="dismissed")
 
     messages = run_action(admin_client, REPORTS_URL, "resolve_removed", [report])
 
@@ -457,7 +458,7 @@ def test_resolving_again_leaves_a_resolved_report_and_its_share_alone(
 
 
 def test_job_list_shows_when_each_job_last_finished(admin_client):
-    services.shares_purge()
+    maintenance.shares_purge()
 
     response = admin_client.get(reverse("admin:shares_jobrun_changelist"))
 

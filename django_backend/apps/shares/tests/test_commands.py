@@ -19,8 +19,9 @@ from django.core.management import CommandError, call_command
 from django.http import HttpResponseBase
 from django.utils import timezone
 
-from apps.shares import services
+from apps.shares import storage
 from apps.shares.models import Share
+from apps.shares.services import lifecycle, moderation
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def printed_links(stdout: str) -> tuple[str, str]:
 
 def write_orphan(media_root: Path, content: bytes, *, age: float) -> Path:
     """A file in shares/ with no row (an upload whose row never committed), `age` s old."""
-    path = media_root / services.STORAGE_PREFIX / secrets.token_hex(16)
+    path = media_root / storage.STORAGE_PREFIX / secrets.token_hex(16)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     then = time.time() - age
@@ -211,10 +212,10 @@ def test_purge_shares_dry_run_counts_and_changes_nothing(ended_and_active, media
 def test_purge_shares_deletes_rows_purged_longer_ago_than_the_retention(make_share, settings):
     settings.SHARE_RETENTION_DAYS = 30
     old = make_share(b"old").share
-    services.share_revoke(share_id=old.pk)
+    lifecycle.share_revoke(share_id=old.pk)
     Share.objects.filter(pk=old.pk).update(purged_at=timezone.now() - timedelta(days=31))
     recent = make_share(b"recent").share
-    services.share_revoke(share_id=recent.pk)
+    lifecycle.share_revoke(share_id=recent.pk)
 
     stdout, _ = run("purge_shares")
 
@@ -308,10 +309,10 @@ def one_of_each(make_share) -> int:
     Share.objects.filter(pk=created["newer"].pk).update(created_at=datetime(2025, 3, 4, tzinfo=UTC))
     # Held for review and older still: not active, so not the oldest active share.
     Share.objects.filter(pk=created["held"].pk).update(created_at=datetime(2024, 12, 1, tzinfo=UTC))
-    services.share_quarantine(share_id=created["held"].pk)
+    moderation.share_quarantine(share_id=created["held"].pk)
     for how in ("consumed", "expired", "revoked"):
         end_share(created[how], how)
-    services.share_revoke(share_id=created["purged"].pk)
+    lifecycle.share_revoke(share_id=created["purged"].pk)
     return sum(share.size for name, share in created.items() if name != "purged")
 
 

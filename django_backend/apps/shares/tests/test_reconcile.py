@@ -16,8 +16,9 @@ from conftest import stored_files
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from apps.shares import services
+from apps.shares import storage
 from apps.shares.models import JobRun, Share, ShareEvent
+from apps.shares.services import maintenance
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ GRACE = 3600
 def write_orphan(media_root: Path, content: bytes, *, age: float) -> Path:
     """Bytes stored as share_create stores them, whose row never committed, `age` s old."""
     name = default_storage.save(
-        f"{services.STORAGE_PREFIX}{secrets.token_hex(16)}", ContentFile(content)
+        f"{storage.STORAGE_PREFIX}{secrets.token_hex(16)}", ContentFile(content)
     )
     path = media_root / name
     then = time.time() - age
@@ -49,10 +50,10 @@ def snapshot() -> tuple[list[dict], list[dict]]:
 def test_orphan_file_older_than_the_grace_period_is_deleted(media_root):
     orphan = write_orphan(media_root, b"never committed", age=GRACE + 60)
 
-    result = services.storage_reconcile(grace=GRACE)
+    result = maintenance.storage_reconcile(grace=GRACE)
 
     assert not orphan.exists()
-    assert result == services.ReconcileResult(
+    assert result == maintenance.ReconcileResult(
         orphan_files=1, orphan_bytes=len(b"never committed"), missing_files=0
     )
 
@@ -61,7 +62,7 @@ def test_orphan_file_younger_than_the_grace_period_is_kept(media_root):
     # An upload between writing its bytes and committing its row looks just like this.
     in_flight = write_orphan(media_root, b"row about to commit", age=GRACE - 60)
 
-    result = services.storage_reconcile(grace=GRACE)
+    result = maintenance.storage_reconcile(grace=GRACE)
 
     assert in_flight.read_bytes() == b"row about to commit"
     assert result.orphan_files == 0
@@ -73,10 +74,10 @@ def test_file_of_a_share_is_never_taken_for_an_orphan_however_old(make_share, me
     long_ago = time.time() - 30 * 86400
     os.utime(path, (long_ago, long_ago))
 
-    result = services.storage_reconcile(grace=0)
+    result = maintenance.storage_reconcile(grace=0)
 
     assert path.read_bytes() == b"has a row"
-    assert result == services.ReconcileResult(orphan_files=0, orphan_bytes=0, missing_files=0)
+    assert result == maintenance.ReconcileResult(orphan_files=0, orphan_bytes=0, missing_files=0)
 
 
 def test_download_of_a_share_whose_file_was_lost_answers_410_and_counts_nothing(
@@ -102,9 +103,9 @@ def test_share_whose_file_was_lost_is_marked_purged_and_its_links_answer_410(
     intact = make_share(b"still here").share
     lose_file(media_root, created.share)
 
-    result = services.storage_reconcile(grace=GRACE)
+    result = maintenance.storage_reconcile(grace=GRACE)
 
-    assert result == services.ReconcileResult(orphan_files=0, orphan_bytes=0, missing_files=1)
+    assert result == maintenance.ReconcileResult(orphan_files=0, orphan_bytes=0, missing_files=1)
     share = created.share
     share.refresh_from_db()
     assert share.purged_at is not None
@@ -127,9 +128,9 @@ def test_dry_run_changes_nothing_but_reports_what_it_would_do(make_share, media_
     files_before = {path: path.read_bytes() for path in stored_files(media_root)}
     rows_before = snapshot()
 
-    result = services.storage_reconcile(grace=GRACE, dry_run=True)
+    result = maintenance.storage_reconcile(grace=GRACE, dry_run=True)
 
-    assert result == services.ReconcileResult(
+    assert result == maintenance.ReconcileResult(
         orphan_files=1, orphan_bytes=len(b"old orphan"), missing_files=1
     )
     assert old_orphan in files_before
@@ -144,7 +145,7 @@ def test_dry_run_does_not_log_that_it_marked_a_share_purged(make_share, media_ro
     write_orphan(media_root, b"old orphan", age=GRACE + 60)
 
     with caplog.at_level(logging.INFO, logger="apps.shares.services"):
-        services.storage_reconcile(grace=GRACE, dry_run=True)
+        maintenance.storage_reconcile(grace=GRACE, dry_run=True)
 
     reconcile_lines = [r.getMessage() for r in caplog.records if "Reconcile" in r.getMessage()]
     assert len(reconcile_lines) == 2
@@ -159,22 +160,22 @@ def test_running_twice_changes_nothing_the_second_time(make_share, media_root):
     lose_file(media_root, lost)
     kept = make_share(b"kept").share
 
-    first = services.storage_reconcile(grace=GRACE)
+    first = maintenance.storage_reconcile(grace=GRACE)
     files_after_first = {path: path.read_bytes() for path in stored_files(media_root)}
     rows_after_first = snapshot()
-    second = services.storage_reconcile(grace=GRACE)
+    second = maintenance.storage_reconcile(grace=GRACE)
 
-    assert first == services.ReconcileResult(
+    assert first == maintenance.ReconcileResult(
         orphan_files=1, orphan_bytes=len(b"old orphan"), missing_files=1
     )
-    assert second == services.ReconcileResult(orphan_files=0, orphan_bytes=0, missing_files=0)
+    assert second == maintenance.ReconcileResult(orphan_files=0, orphan_bytes=0, missing_files=0)
     assert {path: path.read_bytes() for path in stored_files(media_root)} == files_after_first
     assert set(files_after_first) == {young, media_root / kept.storage_name}
     assert snapshot() == rows_after_first
 
 
 def test_names_are_checked_against_the_rows_in_batches(make_share):
-    from apps.shares.services import _names_without_rows
+    from apps.shares.services.maintenance import _names_without_rows
 
     known = [make_share(name=f"{n}.txt").share.storage_name for n in range(3)]
     names = [known[0], "shares/orphan-a", known[1], "shares/orphan-b", known[2]]

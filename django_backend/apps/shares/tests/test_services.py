@@ -3,12 +3,12 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from conftest import stored_files
+from conftest import end_share, stored_files
 from django.contrib.auth.hashers import identify_hasher
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from apps.shares import services
+from apps.shares import selectors
 from apps.shares.exceptions import (
     InvalidShareOption,
     PasswordRequired,
@@ -17,6 +17,7 @@ from apps.shares.exceptions import (
     WrongPassword,
 )
 from apps.shares.models import Share
+from apps.shares.services import lifecycle, maintenance, moderation
 from apps.shares.tokens import share_token_for, token_hash
 
 pytestmark = pytest.mark.django_db
@@ -79,34 +80,37 @@ def test_password_is_stored_as_an_argon2_hash(make_share):
 def test_claim_counts_and_the_last_one_marks_the_share_consumed(make_share):
     created = make_share(max_downloads=2)
 
-    first = services.share_claim(share_token=created.share_token)
+    first = lifecycle.share_claim(share_token=created.share_token, open_bytes=False).share
     assert (first.downloads, first.consumed_at, first.status) == (1, None, "active")
 
-    second = services.share_claim(share_token=created.share_token)
+    second = lifecycle.share_claim(share_token=created.share_token, open_bytes=False).share
     assert second.downloads == 2
     assert second.consumed_at is not None
     assert second.status == "consumed"
 
     with pytest.raises(ShareGone):
-        services.share_claim(share_token=created.share_token)
+        lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
     assert Share.objects.get().downloads == 2
 
 
 def test_claim_with_an_unknown_token_is_not_found(db):
     with pytest.raises(ShareNotFound):
-        services.share_claim(share_token="A" * 22)
+        lifecycle.share_claim(share_token="A" * 22, open_bytes=False)
 
 
 def test_missing_or_wrong_password_consumes_nothing(make_share):
     created = make_share(password="s3cret")
 
     with pytest.raises(PasswordRequired):
-        services.share_claim(share_token=created.share_token)
+        lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
     with pytest.raises(WrongPassword):
-        services.share_claim(share_token=created.share_token, password="guess")
+        lifecycle.share_claim(share_token=created.share_token, password="guess", open_bytes=False)
     assert Share.objects.get().downloads == 0
 
-    assert services.share_claim(share_token=created.share_token, password="s3cret").downloads == 1
+    claimed = lifecycle.share_claim(
+        share_token=created.share_token, password="s3cret", open_bytes=False
+    )
+    assert claimed.share.downloads == 1
 
 
 def test_expired_share_is_gone_before_any_cleanup_runs(make_share):
@@ -114,9 +118,9 @@ def test_expired_share_is_gone_before_any_cleanup_runs(make_share):
 
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         with pytest.raises(ShareGone):
-            services.share_get(share_token=created.share_token)
+            selectors.share_get(share_token=created.share_token)
         with pytest.raises(ShareGone):
-            services.share_claim(share_token=created.share_token)
+            lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
         assert Share.objects.expired().count() == 1
         assert Share.objects.active().count() == 0
     assert Share.objects.get().downloads == 0
@@ -125,36 +129,36 @@ def test_expired_share_is_gone_before_any_cleanup_runs(make_share):
 def test_revoke_ends_the_share_and_deletes_its_bytes(make_share, media_root):
     created = make_share()
 
-    share = services.share_revoke(share_id=created.share.pk)
+    share = lifecycle.share_revoke(share_id=created.share.pk)
 
     assert share.status == "revoked"
     assert share.purged_at is not None
     assert stored_files(media_root) == []
     with pytest.raises(ShareGone):
-        services.share_claim(share_token=created.share_token)
+        lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
     # Revoking again changes nothing and does not fail.
-    assert services.share_revoke(share_id=created.share.pk).revoked_at == share.revoked_at
+    assert lifecycle.share_revoke(share_id=created.share.pk).revoked_at == share.revoked_at
 
 
 def test_purge_never_deletes_the_bytes_of_an_available_share(make_share, media_root):
     share = make_share().share
 
-    assert services.share_purge(share_id=share.pk) is False
+    assert lifecycle.share_purge(share_id=share.pk) is False
     assert (media_root / share.storage_name).exists()
 
 
 def test_purge_is_idempotent_once_the_bytes_are_gone(make_share, media_root):
     created = make_share()
-    services.share_claim(share_token=created.share_token)
+    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
 
-    assert services.share_purge(share_id=created.share.pk) is True
-    assert services.share_purge(share_id=created.share.pk) is False
+    assert lifecycle.share_purge(share_id=created.share.pk) is True
+    assert lifecycle.share_purge(share_id=created.share.pk) is False
     assert stored_files(media_root) == []
 
 
 def test_create_from_a_file_without_a_precomputed_hash_hashes_it(db):
     content = b"a" * 200_000
-    created = services.share_create(file=ContentFile(content, name="big.bin"))
+    created = lifecycle.share_create(file=ContentFile(content, name="big.bin"))
 
     assert created.share.sha256 == hashlib.sha256(content).hexdigest()
 
@@ -164,9 +168,48 @@ def test_the_purge_job_gives_a_last_download_its_grace_before_deleting(make_shar
     # delete it in between. The share's own task does, PURGE_AFTER_LAST_DOWNLOAD later.
     settings.PURGE_AFTER_LAST_DOWNLOAD = 30
     created = make_share()
-    services.share_claim(share_token=created.share_token)
+    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
 
-    assert services.shares_purge().shares == 0
+    assert maintenance.shares_purge().shares == 0
     with time_machine.travel(timezone.now() + timedelta(seconds=31)):
-        assert services.shares_purge().shares == 1
+        assert maintenance.shares_purge().shares == 1
     assert Share.objects.get().purged_at is not None
+
+
+def test_claim_opens_the_bytes_before_it_counts_the_download(make_share, media_root):
+    created = make_share(content=b"payload")
+
+    claimed = lifecycle.share_claim(share_token=created.share_token)
+    try:
+        assert claimed.stream.read() == b"payload"
+    finally:
+        claimed.stream.close()
+    assert claimed.share.downloads == 1
+
+    again = make_share(content=b"gone", name="gone.txt", max_downloads=2)
+    (media_root / again.share.storage_name).unlink()
+    with pytest.raises(ShareGone):
+        lifecycle.share_claim(share_token=again.share_token)
+    assert Share.objects.get(pk=again.share.pk).downloads == 0
+
+
+def test_the_status_filters_and_the_loaded_rows_agree(make_share):
+    """ShareQuerySet.condition() and Share.states are two spellings of one definition."""
+    created = {
+        how: make_share(name=f"{how}.txt")
+        for how in ("active", "consumed", "expired", "revoked", "held", "purged")
+    }
+    end_share(created["consumed"].share, "consumed")
+    end_share(created["expired"].share, "expired")
+    lifecycle.share_revoke(share_id=created["revoked"].share.pk)
+    moderation.share_quarantine(share_id=created["held"].share.pk)
+    end_share(created["purged"].share, "revoked")
+    lifecycle.share_purge(share_id=created["purged"].share.pk)
+
+    seen = set()
+    for share in Share.objects.all():
+        for state in Share.State.values:
+            matches = Share.objects.in_state(state).filter(pk=share.pk).exists()
+            assert matches == (state in share.states), (share.name, state)
+        seen.update(share.states)
+    assert seen == set(Share.State.values)

@@ -34,9 +34,9 @@ from django.test import Client
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
-from apps.shares import services
 from apps.shares.downloads import download_response
 from apps.shares.models import Share, ShareEvent
+from apps.shares.services import lifecycle, maintenance
 
 pytestmark = pytest.mark.django_db
 
@@ -352,7 +352,7 @@ def test_shares_purge_deletes_objects_of_ended_shares_and_keeps_active_ones(
     active = make_share(b"still wanted").share
     settings.PURGE_AFTER_LAST_DOWNLOAD = 0  # no grace for a last download here
     consumed = make_share(b"downloaded once")
-    services.share_claim(share_token=consumed.share_token)
+    lifecycle.share_claim(share_token=consumed.share_token, open_bytes=False)
     expired = make_share(b"too late").share
     Share.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # Revoked, but its bytes were not deleted then (storage was down, say).
@@ -360,7 +360,7 @@ def test_shares_purge_deletes_objects_of_ended_shares_and_keeps_active_ones(
     Share.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
     assert len(bucket.object_keys()) == 4
 
-    result = services.shares_purge()
+    result = maintenance.shares_purge()
 
     assert result.shares == 3
     assert bucket.object_keys() == [active.storage_name]
@@ -380,7 +380,7 @@ def test_reconcile_deletes_an_object_with_no_row_only_after_the_grace_period(
     orphan = f"shares/{secrets.token_hex(16)}"
     bucket.put(orphan, b"no row: its upload never committed")
 
-    result = services.storage_reconcile(grace=grace)
+    result = maintenance.storage_reconcile(grace=grace)
 
     assert result.orphan_files == (1 if deleted else 0)
     assert result.missing_files == 0
@@ -404,7 +404,7 @@ def test_object_deleted_behind_the_apps_back_answers_410_and_reconcile_marks_it_
     assert share.consumed_at is None
     assert ShareEvent.Kind.DOWNLOAD_STARTED not in event_kinds(share)
 
-    result = services.storage_reconcile(grace=0)
+    result = maintenance.storage_reconcile(grace=0)
 
     assert result.missing_files == 1
     share.refresh_from_db()
@@ -473,7 +473,7 @@ def test_an_unreachable_store_answers_503_and_counts_nothing(client, settings, m
 def test_a_racer_that_finds_the_object_gone_gets_410_not_503(client, bucket, make_share):
     # The race: a loser is authorized and opens the object (a HEAD that succeeds), then the
     # winner's download deletes it, and the loser's GET fails with S3's NoSuchKey.
-    from apps.shares.downloads import storage_says_missing
+    from apps.shares.storage import storage_says_missing
 
     created = make_share(b"one time", max_downloads=1)
     s3 = boto3.client(

@@ -20,8 +20,9 @@ from celery.contrib.testing.worker import start_worker
 from conftest import end_share
 from django.db import transaction
 
-from apps.shares import services, tasks
+from apps.shares import tasks
 from apps.shares.models import JobRun, Share, ShareEvent
+from apps.shares.services import lifecycle
 from core.celery import app, enqueue_on_commit
 
 BROKER_URL = "redis://127.0.0.1:6379/5"
@@ -177,7 +178,7 @@ def test_last_claim_has_the_worker_purge_the_bytes_after_the_countdown_without_a
     settings.PURGE_AFTER_LAST_DOWNLOAD = 1
     created = make_share(b"one time only", max_downloads=1)
 
-    services.share_claim(share_token=created.share_token)
+    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
 
     wait_for(lambda: is_purged(created.share, media_root), "the claimed share purged")
     assert created.share.status == Share.Status.CONSUMED

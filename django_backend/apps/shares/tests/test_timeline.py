@@ -13,9 +13,9 @@ from conftest import stored_files
 from django.core.cache import cache
 from django.test import Client
 
-from apps.shares import services
 from apps.shares.clients import client_fingerprint, describe_user_agent
 from apps.shares.models import AbuseReport, Share, ShareEvent
+from apps.shares.services import maintenance, moderation
 
 NOW = datetime(2030, 3, 1, 12, 0, 0, tzinfo=UTC)
 CONTENT = b"Draft contract, version 3.\n"
@@ -369,7 +369,7 @@ def test_a_held_share_answers_a_neutral_410_keeps_its_bytes_and_counts_nothing(
     share_token = created.share_token
     stored = media_root / created.share.storage_name
 
-    assert services.share_quarantine(share_id=created.share.pk) is True
+    assert moderation.share_quarantine(share_id=created.share.pk) is True
 
     page = client.get(f"/s/{share_token}")
     assert page.status_code == 410
@@ -392,9 +392,9 @@ def test_a_held_share_answers_a_neutral_410_keeps_its_bytes_and_counts_nothing(
 @pytest.mark.django_db
 def test_a_released_share_works_again(client, make_share):
     created = make_share(CONTENT)
-    services.share_quarantine(share_id=created.share.pk)
+    moderation.share_quarantine(share_id=created.share.pk)
 
-    assert services.share_release(share_id=created.share.pk) is True
+    assert moderation.share_release(share_id=created.share.pk) is True
 
     assert client.get(f"/s/{created.share_token}").status_code == 200
     assert download(client, created.share_token) == (200, CONTENT)
@@ -417,11 +417,11 @@ def test_purging_an_expired_share_records_expired_then_file_deleted(client, make
     with time_machine.travel(NOW, tick=False):
         created = make_share(CONTENT, expires_in=60)
     with time_machine.travel(NOW + timedelta(seconds=59), tick=False):
-        assert services.shares_purge().shares == 0
+        assert maintenance.shares_purge().shares == 0
     assert kinds(created.share) == ["created"]
 
     with time_machine.travel(NOW + timedelta(seconds=61), tick=False):
-        result = services.shares_purge()
+        result = maintenance.shares_purge()
 
     assert result.shares == 1
     assert stored_files(media_root) == []

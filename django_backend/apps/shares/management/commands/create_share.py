@@ -13,9 +13,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from tqdm import tqdm
 
-from apps.shares import services
 from apps.shares.clients import Actor
 from apps.shares.exceptions import ShareError
+from apps.shares.services import lifecycle
 from apps.shares.tokens import share_token_for
 
 PROGRESS_THRESHOLD = 8 * 1024 * 1024  # files smaller than this need no progress bar
@@ -72,7 +72,7 @@ class Command(BaseCommand):
             ) as bar,
         ):
             try:
-                created = services.share_create(
+                created = lifecycle.share_create(
                     file=_ProgressFile(handle, bar),
                     name=path.name,
                     expires_in=options["expires_in"],

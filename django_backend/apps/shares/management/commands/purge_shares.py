@@ -6,7 +6,7 @@ The same service the periodic Celery task runs every minute; safe while the serv
 from django.core.management.base import BaseCommand, CommandParser
 from django.template.defaultfilters import filesizeformat
 
-from apps.shares import services
+from apps.shares.services import maintenance
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run: bool, verbosity: int, **options) -> None:
-        result = services.shares_purge(dry_run=dry_run)
+        result = maintenance.shares_purge(dry_run=dry_run)
         verb = "Would purge" if dry_run else "Purged"
         if verbosity >= 1:
             self.stdout.write(

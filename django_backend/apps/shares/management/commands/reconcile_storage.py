@@ -8,7 +8,7 @@ same service the hourly Celery task runs; safe while the service runs.
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.shares import services
+from apps.shares.services import maintenance
 
 
 class Command(BaseCommand):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run: bool, grace: int, verbosity: int, **options) -> None:
-        result = services.storage_reconcile(grace=grace, dry_run=dry_run)
+        result = maintenance.storage_reconcile(grace=grace, dry_run=dry_run)
         prefix = "Would delete" if dry_run else "Deleted"
         marked = "would be marked" if dry_run else "marked"
         if verbosity >= 1:

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandParser
 from django.template.defaultfilters import filesizeformat
 
-from apps.shares import services
+from apps.shares import selectors
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, as_json: bool, verbosity: int, **options) -> None:
-        stats = services.shares_stats()
+        stats = selectors.shares_stats()
         oldest = stats["oldest_active_created_at"]
         if as_json:
             stats["oldest_active_created_at"] = (

@@ -1,0 +1,312 @@
+"""A share's life: create, claim a download, revoke, purge its bytes."""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.files import File
+from django.db import transaction
+from django.db.models import Case, F, Sum, Value, When
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from core.celery import enqueue_on_commit
+
+from .. import storage
+from ..clients import SYSTEM, Actor
+from ..exceptions import (
+    InvalidShareOption,
+    PasswordRequired,
+    ShareGone,
+    TooLarge,
+    WrongPassword,
+)
+from ..filenames import clean_content_type, clean_filename
+from ..models import Share, ShareEvent
+from ..selectors import share_get
+from ..tokens import new_manage_token, share_token_for, token_hash
+from .events import share_event_record
+
+logger = logging.getLogger(__name__)
+
+MAX_PASSWORD_LENGTH = 1024  # Argon2 hashes anything, but nobody needs more than this.
+
+
+@dataclass(frozen=True)
+class CreatedShare:
+    """A new share with its two secrets, which exist only in this object and the response."""
+
+    share: Share
+    share_token: str
+    manage_token: str
+
+
+def validate_share_options(
+    *, expires_in: int | None, max_downloads: int, password: str = ""
+) -> int:
+    """Raise InvalidShareOption naming the first field out of range.
+
+    Returns the lifetime in seconds, DEFAULT_EXPIRES_IN when none was given.
+    """
+    if expires_in is None:
+        expires_in = settings.DEFAULT_EXPIRES_IN
+    if not settings.MIN_EXPIRES_IN <= expires_in <= settings.MAX_EXPIRES_IN:
+        raise InvalidShareOption(
+            "expires_in",
+            f"must be between {settings.MIN_EXPIRES_IN} and {settings.MAX_EXPIRES_IN} seconds.",
+        )
+    if not 1 <= max_downloads <= settings.MAX_DOWNLOADS_LIMIT:
+        raise InvalidShareOption(
+            "max_downloads", f"must be between 1 and {settings.MAX_DOWNLOADS_LIMIT}."
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidShareOption(
+            "password", f"must be at most {MAX_PASSWORD_LENGTH} characters long."
+        )
+    return expires_in
+
+
+def _sha256_of(file: File) -> str:
+    # Uploads arrive hashed by ShareUploadHandler; a local file (the create_share command)
+    # is hashed here, in chunks.
+    if digest := getattr(file, "sha256", None):
+        return digest
+    hasher = hashlib.sha256()
+    file.seek(0)
+    for chunk in file.chunks():
+        hasher.update(chunk)
+    file.seek(0)
+    return hasher.hexdigest()
+
+
+def share_create(
+    *,
+    file: File,
+    name: str | None = None,
+    content_type: str | None = None,
+    expires_in: int | None = None,
+    max_downloads: int = 1,
+    password: str = "",
+    actor: Actor = SYSTEM,
+    owner: AbstractBaseUser | None = None,
+) -> CreatedShare:
+    """Store the bytes under a random name, then record the share.
+
+    The bytes are written before the row: a crash in between leaves a file with no row,
+    which reconcile_storage deletes after its grace period. The reverse order could leave a
+    row pointing at nothing, offered to a recipient.
+    """
+    expires_in = validate_share_options(
+        expires_in=expires_in, max_downloads=max_downloads, password=password
+    )
+
+    display_name = clean_filename(name if name is not None else file.name)
+    size = file.size
+    if owner is not None:
+        _check_quota(owner=owner, adding=size)
+    sha256 = _sha256_of(file)
+    storage_name = storage.save_bytes(file)
+
+    manage_token = new_manage_token()
+    share_token = share_token_for(manage_token)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            share = Share.objects.create(
+                owner=owner,
+                share_token_hash=token_hash(share_token),
+                manage_token_hash=token_hash(manage_token),
+                storage_name=storage_name,
+                name=display_name,
+                size=size,
+                sha256=sha256,
+                content_type=clean_content_type(content_type, display_name),
+                password=make_password(password) if password else "",
+                max_downloads=max_downloads,
+                created_at=now,
+                expires_at=now + timedelta(seconds=expires_in),
+            )
+            share_event_record(share, ShareEvent.Kind.CREATED, actor, at=now)
+    except BaseException:
+        storage.delete_bytes(storage_name)
+        raise
+    logger.info("Share %s created (%s bytes).", share.pk, size)
+    return CreatedShare(share=share, share_token=share_token, manage_token=manage_token)
+
+
+def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
+    quota = settings.USER_QUOTA_BYTES
+    if not quota:
+        return
+    used = Share.objects.active().filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+    if used + adding > quota:
+        raise TooLarge(
+            f"This upload would pass your quota of {filesizeformat(quota)} of active shares "
+            f"({filesizeformat(used)} in use). Revoke a share or wait for one to end."
+        )
+
+
+def share_open(*, share_token: str, actor: Actor) -> Share:
+    """The share behind a link, recorded in the timeline as the page being opened (never a
+    download)."""
+    share = share_get(share_token=share_token)
+    share_event_record(share, ShareEvent.Kind.OPENED, actor)
+    return share
+
+
+def share_check_password(*, share: Share, password: str, actor: Actor = SYSTEM) -> None:
+    """Raise PasswordRequired or WrongPassword unless the password opens the share."""
+    if not share.password:
+        return
+    if not password:
+        raise PasswordRequired()
+    if not check_password(password, share.password):
+        share_event_record(share, ShareEvent.Kind.WRONG_PASSWORD, actor)
+        raise WrongPassword()
+
+
+@dataclass
+class ClaimedShare:
+    """One download taken: the share as counted, and its bytes opened for reading (None
+    when the caller serves them by other means, e.g. nginx offload)."""
+
+    share: Share
+    stream: File | None
+
+
+def share_claim(
+    *, share_token: str, password: str = "", actor: Actor = SYSTEM, open_bytes: bool = True
+) -> ClaimedShare:
+    """Authorize, open the bytes, then take one download, in that order.
+
+    - The password is checked first, outside any lock, since Argon2 is slow by design.
+    - The bytes are opened before the download is counted, so a storage failure costs the
+      recipient nothing (with `open_bytes=False` their existence is checked instead).
+    - The count is exact: of any number of simultaneous claims on any number of processes,
+      at most `max_downloads` succeed, the others raise ShareGone (see _take_download).
+
+    The count is taken when the download starts: a download that breaks off still counts.
+    Raises ShareNotFound, ShareGone, PasswordRequired, WrongPassword or StorageUnavailable;
+    nothing is consumed when it raises.
+    """
+    share = share_get(share_token=share_token)
+    share_check_password(share=share, password=password, actor=actor)
+    stream = _open_for_download(share) if open_bytes else None
+    if not open_bytes and not storage.bytes_exist(share.storage_name):
+        _raise_missing(share)
+    try:
+        share = _take_download(share, actor)
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        raise
+    return ClaimedShare(share=share, stream=stream)
+
+
+def _open_for_download(share: Share) -> File:
+    try:
+        return storage.open_bytes(share.storage_name)
+    except FileNotFoundError:
+        _raise_missing(share)
+
+
+def _raise_missing(share: Share) -> None:
+    share.refresh_from_db()
+    if share.is_available:
+        # Bytes lost behind our back: the reconciler marks such rows purged.
+        logger.error("Share %s has no bytes in storage.", share.pk)
+    # Otherwise this request lost a race: the last download deleted the bytes after this
+    # one was authorized. Either way nothing is counted.
+    raise ShareGone()
+
+
+def _take_download(share: Share, actor: Actor) -> Share:
+    """The claim itself: one conditional UPDATE on the rows ShareQuerySet.active() means.
+
+    The database applies `downloads = downloads + 1 WHERE downloads < max_downloads AND
+    ...` under its row lock (PostgreSQL) or its write lock (SQLite), so the check and the
+    increment cannot be separated by another claim.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = (
+            Share.objects.filter(pk=share.pk)
+            .filter(Share.objects.condition(Share.State.ACTIVE, now))
+            .update(
+                downloads=F("downloads") + 1,
+                # SET expressions see the row as it was before the update.
+                consumed_at=Case(
+                    When(downloads=F("max_downloads") - 1, then=Value(now)),
+                    default=F("consumed_at"),
+                ),
+            )
+        )
+        if claimed != 1:
+            raise ShareGone()
+        # Our UPDATE holds the row lock until commit, so this reads our own count.
+        share.refresh_from_db()
+        share_event_record(share, ShareEvent.Kind.DOWNLOAD_STARTED, actor, at=now)
+        if share.consumed_at is not None:
+            # The response deletes the bytes when it closes; this is the safety net.
+            enqueue_on_commit(
+                "apps.shares.tasks.purge_share",
+                share.pk,
+                countdown=settings.PURGE_AFTER_LAST_DOWNLOAD,
+            )
+    logger.info("Share %s claimed (%s of %s).", share.pk, share.downloads, share.max_downloads)
+    return share
+
+
+def share_download_finished(*, share_id: int, completed: bool, actor: Actor = SYSTEM) -> None:
+    """Record how a download ended; after the last one, delete the bytes."""
+    share = Share.objects.filter(pk=share_id).first()
+    if share is None:
+        return
+    kind = ShareEvent.Kind.DOWNLOAD_COMPLETED if completed else ShareEvent.Kind.DOWNLOAD_BROKEN_OFF
+    share_event_record(share, kind, actor)
+    if share.consumed_at is not None:
+        share_purge(share_id=share.pk)
+
+
+def share_revoke(*, share_id: int, actor: Actor = SYSTEM) -> Share:
+    """End a share and delete its bytes. Idempotent; a used-up share stays "consumed"."""
+    with transaction.atomic():
+        revoked = Share.objects.filter(
+            pk=share_id, revoked_at__isnull=True, downloads__lt=F("max_downloads")
+        ).update(revoked_at=timezone.now())
+        share = Share.objects.get(pk=share_id)
+        if revoked:
+            share_event_record(share, ShareEvent.Kind.REVOKED, actor)
+            enqueue_on_commit("apps.shares.tasks.purge_share", share.pk)
+    share_purge(share_id=share.pk)
+    share.refresh_from_db()
+    return share
+
+
+def share_purge(*, share_id: int) -> bool:
+    """Delete the bytes of an ended share and mark it purged. Idempotent.
+
+    Returns whether bytes were deleted now. Bytes of a share that can still be downloaded,
+    or that an operator holds for review, are never touched.
+    """
+    share = Share.objects.filter(pk=share_id).first()
+    if share is None or share.purged_at is not None or share.quarantined_at is not None:
+        return False
+    if share.status == Share.Status.ACTIVE:
+        return False
+    if not storage.delete_bytes(share.storage_name):
+        return False
+    with transaction.atomic():
+        purged = Share.objects.filter(pk=share.pk, purged_at__isnull=True).update(
+            purged_at=timezone.now()
+        )
+        if purged:
+            if share.status == Share.Status.EXPIRED:
+                share_event_record(share, ShareEvent.Kind.EXPIRED, SYSTEM, at=share.expires_at)
+            share_event_record(share, ShareEvent.Kind.PURGED, SYSTEM)
+    logger.info("Share %s purged.", share.pk)
+    return bool(purged)
