@@ -52,7 +52,7 @@ INSTALLED_APPS = [
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "shares:mine"
+LOGIN_REDIRECT_URL = "accounts:shares"
 LOGOUT_REDIRECT_URL = "shares:upload"
 # Accounts are optional: anyone may upload unless this is off.
 ALLOW_ANONYMOUS_UPLOADS = env.boolean("ALLOW_ANONYMOUS_UPLOADS", True)
@@ -67,8 +67,6 @@ MIDDLEWARE = [
     # else reads the request body.
     "apps.shares.middleware.UploadLimitMiddleware",
     "apps.common.middleware.ApiErrorShapeMiddleware",
-    # Service exceptions from any view become the error page (or JSON) they map to.
-    "apps.common.middleware.ServiceErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -185,6 +183,12 @@ if STORAGE_BACKEND == "s3":
     AWS_STORAGE_BUCKET_NAME = env.string("AWS_STORAGE_BUCKET_NAME")
     if not AWS_STORAGE_BUCKET_NAME:
         raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME must be set when STORAGE_BACKEND=s3.")
+    # Files larger than one part go up in parts of this size, two at a time: memory stays
+    # bounded. S3 takes parts from 5 MiB to 5 GiB (and boto3 grows the part size by itself
+    # when a file would need more than 10,000 parts).
+    AWS_S3_MULTIPART_SIZE = env.size(
+        "AWS_S3_MULTIPART_SIZE", 8 * MIB, minimum=5 * MIB, maximum=5 * 1024**3
+    )
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -202,14 +206,9 @@ if STORAGE_BACKEND == "s3":
             "default_acl": None,  # private: the bucket's policy applies
             # Names are random: skip the existence check before every write.
             "file_overwrite": True,
-            # Uploads go up in 8 MiB parts, two at a time: memory stays bounded.
             "transfer_config": TransferConfig(
-                multipart_threshold=env.size(
-                    "AWS_S3_MULTIPART_THRESHOLD", 8 * MIB, minimum=5 * MIB
-                ),
-                multipart_chunksize=env.size(
-                    "AWS_S3_MULTIPART_CHUNKSIZE", 8 * MIB, minimum=5 * MIB
-                ),
+                multipart_threshold=AWS_S3_MULTIPART_SIZE,
+                multipart_chunksize=AWS_S3_MULTIPART_SIZE,
                 max_concurrency=2,
             ),
         },
