@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.support.env import documented_defaults
+from conftest import documented_defaults
 
 BACKEND = Path(__file__).resolve().parents[3]
 
