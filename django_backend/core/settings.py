@@ -52,7 +52,7 @@ INSTALLED_APPS = [
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "accounts:shares"
+LOGIN_REDIRECT_URL = "shares:mine"
 LOGOUT_REDIRECT_URL = "shares:upload"
 # Accounts are optional: anyone may upload unless this is off.
 ALLOW_ANONYMOUS_UPLOADS = env.boolean("ALLOW_ANONYMOUS_UPLOADS", True)
@@ -67,6 +67,8 @@ MIDDLEWARE = [
     # else reads the request body.
     "apps.shares.middleware.UploadLimitMiddleware",
     "apps.common.middleware.ApiErrorShapeMiddleware",
+    # Service exceptions from any view become the error page (or JSON) they map to.
+    "apps.common.middleware.ServiceErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
