@@ -285,6 +285,7 @@ LOGGING = {
     },
     "filters": {
         "redact_tokens": {"()": "apps.common.logging.RedactTokensFilter"},
+        "quiet": {"()": "apps.common.logging.QuietFilter"},
         "request_id": {"()": "log_request_id.filters.RequestIDFilter"},
     },
     "handlers": {
@@ -300,6 +301,9 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # The development server logs every request path: only errors, redacted.
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Django logs a request for a host not in ALLOWED_HOSTS as an error, and every
+        # scanner on the internet sends them: one warning line each, never an admin mail.
+        "django.security.DisallowedHost": {"filters": ["quiet"]},
     },
 }
 

@@ -1,8 +1,9 @@
-"""Keep secrets out of log lines.
+"""Keep secrets out of log lines, and outside noise out of the admins' mail.
 
 Share and manage tokens travel in URL paths, and Django logs the path of every 4xx/5xx
-response. This filter, on the console handler, rewrites every record's message so that a
-token never reaches a log collector.
+response. RedactTokensFilter, on the console handler, rewrites every record's message so
+that a token never reaches a log collector. QuietFilter demotes what Django calls an error
+but the internet sends all day (requests for hosts the site does not serve).
 """
 
 import logging
@@ -23,4 +24,20 @@ class RedactTokensFilter(logging.Filter):
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
+        return True
+
+
+class QuietFilter(logging.Filter):
+    """Turn a record into one WARNING line without a traceback.
+
+    For events that Django logs as errors but that come from outside and need no one's
+    attention: a request for a host name the site does not serve (scanners send thousands)
+    is answered 400 and noted, and not mailed to the admins, whose mail handler takes ERROR
+    and above only.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
         return True
