@@ -6,16 +6,29 @@ MANAGE := cd django_backend && ../$(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate test e2e lint format bench clean
+.PHONY: install install-dev run migrate test e2e lint format bench clean
 
-# The virtualenv is rebuilt whenever the pinned requirements change.
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The virtualenv: serving needs only the runtime requirements; the test and lint tools
+# come on top for `make test`. Each layer is reinstalled when its pinned list changes.
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(BIN)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.dev: requirements.txt requirements-dev.txt $(BIN)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.runtime
+install-dev: $(BIN)/.dev
+
+# Static files are collected again only when one of them changed.
+STATIC_SOURCES := $(shell find django_backend/apps -path '*/static/*' -type f 2>/dev/null)
+var/static/staticfiles.json: $(STATIC_SOURCES) $(BIN)/.runtime
+	$(MANAGE) collectstatic --noinput --verbosity 0
 
 # axe-core, injected by the browser tests' accessibility check (pinned in e2e/package-lock.json).
 E2E_AXE := e2e/node_modules/axe-core/axe.min.js
@@ -29,26 +42,25 @@ migrate: install
 # The web server, a Celery worker and beat, together (Procfile); Ctrl-C stops them all.
 # gunicorn with threads: a slow upload or download holds a thread, not a whole worker, and
 # is never killed by the worker timeout. Access logs stay off: paths carry secrets.
-run: migrate
-	$(MANAGE) collectstatic --noinput --verbosity 0
-	WEB_BIND=$(HOST):$(PORT) $(BIN)/honcho start --no-prefix -f Procfile
+run: migrate var/static/staticfiles.json
+	WEB_BIND=$(HOST):$(PORT) $(BIN)/python scripts/foreground.py $(BIN)/honcho start --no-prefix -f Procfile
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint $(E2E_AXE)
+test: install-dev lint $(E2E_AXE)
 	bash scripts/test.sh
 
 # Only the browser tests (Debian's Chromium at /usr/bin/chromium, or CHROMIUM_PATH).
-e2e: install $(E2E_AXE)
+e2e: install-dev $(E2E_AXE)
 	$(BIN)/pytest -m e2e django_backend/tests_e2e
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/transfer.py
 
 clean:
