@@ -67,10 +67,13 @@ def test_recipient_downloads_once_then_the_link_is_gone(
 
     reloaded = page.reload()
     assert reloaded is not None and reloaded.status == 410
-    expect(page.locator("#error-title")).to_have_text("Gone")
+    # In plain words: what happened, and what to do if it was not this recipient.
+    expect(page.locator("#error-title")).to_have_text("This link no longer works")
+    expect(page.locator("#error-message")).to_contain_text("already been downloaded")
+    expect(page.locator("#error-message")).to_contain_text("tell the sender")
     again = context.request.post(share.url)
     assert again.status == 410
-    assert "used up" in again.text()
+    assert "already been downloaded" in again.text()
 
 
 def test_manage_page_shows_the_download_without_a_reload(

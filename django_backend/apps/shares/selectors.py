@@ -9,24 +9,62 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
+from .clients import OPERATOR
 from .exceptions import InvalidShareOption, ShareGone, ShareNotFound
-from .models import Share
+from .models import Share, ShareEvent
 from .tokens import token_hash
 
 MAX_ROW_ID = 2**63 - 1  # the largest primary key any supported database stores
 
 
 def share_get(*, share_token: str) -> Share:
-    """The share behind a recipient's link, if a download could still be served."""
+    """The share behind a recipient's link, if a download could still be served; else
+    ShareGone saying in plain words why not (share_gone)."""
     share = Share.objects.filter(share_token_hash=token_hash(share_token)).first()
     if share is None:
         raise ShareNotFound()
-    if share.quarantined_at is not None:
-        # Neutral on purpose: neither the recipient nor the sender learns of a review here.
-        raise ShareGone("This link is not available.")
     if not share.is_available:
-        raise ShareGone()
+        raise share_gone(share)
     return share
+
+
+def share_gone(share: Share) -> ShareGone:
+    """The ShareGone for a share no download can be served from, its message saying why.
+
+    The recipient reads it on the 410 page and API clients in the error's message, so it
+    says what happened and what to do, not a status.
+    """
+    if share.quarantined_at is not None:
+        # Neutral on purpose: neither the recipient nor the sender learns of a review here,
+        # and it may yet be released.
+        return ShareGone("This link is not available.")
+    status = share.status
+    if status == Share.Status.CONSUMED:
+        if share.max_downloads == 1:
+            return ShareGone(
+                "This file has already been downloaded, and the link worked only once. If it "
+                "wasn't you who downloaded it, tell the sender: someone else has the file."
+            )
+        return ShareGone(
+            f"This file has already been downloaded {share.max_downloads} times, as many as "
+            "the sender allowed. If you didn't download it, tell the sender: someone else has "
+            "the file."
+        )
+    if status == Share.Status.EXPIRED:
+        return ShareGone(
+            "This link has expired and the file is deleted. Ask the sender to share it again."
+        )
+    if status == Share.Status.REVOKED and not _removed_by_operator(share):
+        return ShareGone(
+            "The sender revoked this link and the file is deleted. Ask the sender if you "
+            "still need it."
+        )
+    # Removed by the operators, or the bytes lost from storage: nothing more to say.
+    return ShareGone("This file is no longer available.")
+
+
+def _removed_by_operator(share: Share) -> bool:
+    return share.events.filter(kind=ShareEvent.Kind.REVOKED, agent=OPERATOR.agent).exists()
 
 
 def share_get_for_manage(*, manage_token: str) -> Share:

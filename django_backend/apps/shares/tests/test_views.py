@@ -2,13 +2,18 @@
 
 import hashlib
 import re
+from datetime import timedelta
+from html import unescape
 
 import pytest
+import time_machine
 from conftest import stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from apps.shares.models import Share
+from apps.shares.services import moderation
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +126,7 @@ def test_download_streams_an_attachment_then_the_link_answers_410(client, make_s
 
     again = client.post(f"/s/{created.share_token}")
     assert again.status_code == 410
-    assert "Gone" in again.content.decode()
+    assert "already been downloaded" in again.content.decode()
     assert client.get(f"/s/{created.share_token}").status_code == 410
 
 
@@ -188,3 +193,76 @@ def test_manage_page_refreshes_itself_only_while_the_share_is_active(client, mak
     assert 'http-equiv="refresh"' not in html
     assert "consumed" in html
     assert "1 of 1" in html
+
+
+# --- the 410 page says what happened ------------------------------------------------------
+
+
+def gone(client: Client, share_token: str) -> tuple[str, str]:
+    """The 410 page's heading and message, after checking the API says the same words."""
+    page = client.get(f"/s/{share_token}")
+    api = client.get(f"/api/v1/shares/{share_token}")
+    assert page.status_code == api.status_code == 410
+    assert api.json()["error"]["code"] == "gone"
+    html = page.content.decode()
+    heading = re.search(r'<h1 id="error-title">(.*?)</h1>', html).group(1)
+    message = re.search(r'<p class="error-message" id="error-message">(.*?)</p>', html).group(1)
+    assert unescape(message) == api.json()["error"]["message"]
+    # Plain words lead; the status code is a footnote, never the heading.
+    assert "410" not in heading and "Gone" not in heading
+    return heading, unescape(message)
+
+
+def test_a_downloaded_share_says_so_and_to_tell_the_sender_if_it_was_not_you(client, make_share):
+    created = make_share()
+    b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+
+    heading, message = gone(client, created.share_token)
+
+    assert heading == "This link no longer works"
+    assert message.startswith("This file has already been downloaded, and the link worked only")
+    assert "If it wasn't you who downloaded it, tell the sender" in message
+
+
+def test_a_share_downloaded_as_often_as_allowed_says_how_often(client, make_share):
+    created = make_share(max_downloads=2)
+    for _ in range(2):
+        b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+
+    _, message = gone(client, created.share_token)
+
+    assert message.startswith("This file has already been downloaded 2 times")
+    assert "tell the sender" in message
+
+
+def test_an_expired_share_says_it_expired(client, make_share):
+    created = make_share(expires_in=60)
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        _, message = gone(client, created.share_token)
+
+    assert message.startswith("This link has expired")
+    assert "downloaded" not in message
+
+
+def test_a_share_revoked_by_its_sender_says_the_sender_revoked_it(client, make_share):
+    created = make_share()
+    client.post(f"/m/{created.manage_token}/revoke")
+
+    _, message = gone(client, created.share_token)
+
+    assert message.startswith("The sender revoked this link")
+
+
+@pytest.mark.parametrize("how", ["removed", "held"])
+def test_a_share_the_operators_removed_or_hold_is_just_not_available(client, make_share, how):
+    created = make_share()
+    if how == "removed":
+        moderation.share_remove(share_id=created.share.pk)
+    else:
+        moderation.share_quarantine(share_id=created.share.pk)
+
+    _, message = gone(client, created.share_token)
+
+    assert "not available" in message or "no longer available" in message
+    assert "sender" not in message and "review" not in message.lower()
