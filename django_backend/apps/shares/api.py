@@ -264,9 +264,13 @@ def _password_from(request: HttpRequest) -> str:
     if request.content_type == "application/json":
         try:
             payload = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nested deeper than the parser goes, which no client needs.
             raise InvalidShareOption("body", "is not valid JSON.") from None
-        password = payload.get("password", "") if isinstance(payload, dict) else ""
+        if not isinstance(payload, dict):
+            # Not "no password": a client that sent something else meant something else.
+            raise InvalidShareOption("body", 'must be a JSON object, such as {"password": "..."}.')
+        password = payload.get("password", "")
         if not isinstance(password, str):
             raise InvalidShareOption("password", "must be a string.")
         return password

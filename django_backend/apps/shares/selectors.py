@@ -3,7 +3,7 @@ the counts operators see."""
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Min, Q, Sum
@@ -118,7 +118,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, pk = raw.rsplit("|", 1)
         created, row_id = datetime.fromisoformat(created_at), int(pk)
-    except (ValueError, UnicodeDecodeError):
+        if created.tzinfo is not None:
+            # In UTC, as the database compares it: an offset can carry it past year 9999.
+            created = created.astimezone(UTC)
+    except (ValueError, UnicodeDecodeError, OverflowError):
         created = row_id = None
     # Well formed but out of range would reach the database and overflow there.
     if created is None or created.tzinfo is None or not 0 <= row_id <= MAX_ROW_ID:
