@@ -78,14 +78,11 @@ def spool_request_body(
     declared = request.META.get("CONTENT_LENGTH")
     received = 0
     try:
-        while chunk := stream.read(RAW_CHUNK_SIZE):
+        while chunk := _read_body(stream):
             handler.receive_data_chunk(chunk, received)
             received += len(chunk)
     except UploadTooLarge:
         raise too_large_error() from None
-    except OSError:  # UnreadablePostError, the WSGI server's "no more data": client left
-        handler.file.close()
-        raise InvalidShareOption("body", "ended before the upload was complete.") from None
     except BaseException:
         handler.file.close()
         raise
@@ -95,6 +92,21 @@ def spool_request_body(
         handler.file.close()
         raise InvalidShareOption("body", f"ended after {received} of {declared} bytes.")
     return handler.file_complete(received)
+
+
+def _read_body(stream) -> bytes:
+    """The next piece of a raw body; InvalidShareOption when the client's framing fails."""
+    try:
+        return stream.read(RAW_CHUNK_SIZE)
+    except OSError:  # UnreadablePostError, the WSGI server's "no more data": client left
+        raise InvalidShareOption("body", "ended before the upload was complete.") from None
+    except Exception:
+        # The WSGI server decodes a chunked body as it is read, and raises its own errors
+        # (gunicorn: InvalidChunkSize, ChunkMissingTerminator, ...) on broken framing.
+        # Only this read is guarded, so nothing of ours is mistaken for the client's.
+        raise InvalidShareOption(
+            "body", "is malformed: its chunked transfer encoding could not be decoded."
+        ) from None
 
 
 def _body_stream(request: HttpRequest):
