@@ -6,6 +6,7 @@ files), or handed to nginx with X-Accel-Redirect.
 """
 
 import contextlib
+import io
 import logging
 from urllib.parse import quote
 
@@ -48,20 +49,19 @@ class _TrackedFile(File):
 
     def read(self, *args, **kwargs) -> bytes:
         data = self.file.read(*args, **kwargs)
-        self._note_position()
-        return data
-
-    def seek(self, *args, **kwargs) -> int:
-        position = self.file.seek(*args, **kwargs)
-        self._note_position()
-        return position
-
-    def _note_position(self) -> None:
         with contextlib.suppress(AttributeError, OSError, ValueError):
             self._furthest = max(self._furthest, self.file.tell())
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = self.file.seek(offset, whence)
+        # Only an absolute seek tells how far a transfer got: FileResponse measures the
+        # file with a seek to its end before anything is sent.
+        if whence == io.SEEK_SET:
+            self._furthest = max(self._furthest, position)
+        return position
 
     def close(self) -> None:
-        self._note_position()
         try:
             super().close()
         finally:
