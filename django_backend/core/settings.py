@@ -4,7 +4,9 @@ Every knob comes from the environment (a `.env` file at the repository root is r
 present); `.env.sample` lists each one with its default. With nothing set, the service runs
 on the embedded default: SQLite and files under `var/`, a local-memory cache.
 
-A bad value stops start-up with a message that names the variable.
+Each variable is read by one of the readers in core/env.py (env.integer, env.rate, ...):
+an empty value means the default, and a bad value stops start-up with a message that names
+the variable. A test holds the variables read and .env.sample to each other.
 """
 
 from pathlib import Path
