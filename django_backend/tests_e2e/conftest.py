@@ -13,22 +13,12 @@ Each test gets fresh browser contexts (no shared cookies or storage). Chromium i
 either is a failure with a message saying what to install, never a skip.
 """
 
-import contextlib
 import os
-import re
-import signal
-import socket
-import sqlite3
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from conftest import loopback_server_env
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -38,9 +28,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-DJANGO_DIR = REPO_DIR / "django_backend"
-ENTRYPOINT = REPO_DIR / "scripts" / "entrypoint.sh"
+from tests.support.browser import MAX_UPLOAD_SIZE, Server
+from tests.support.env import REPO_DIR, loopback_server_env
+from tests.support.processes import Processes, answers, free_port, gunicorn
+
 AXE_SCRIPT = REPO_DIR / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -55,7 +46,6 @@ CHROMIUM_ARGS = [
 ]
 
 SERVER_START_DEADLINE = 60.0  # seconds: migrate a fresh database, collectstatic, boot
-MAX_UPLOAD_SIZE = 1024**3  # the documented default, stated so the pages under test know it
 ACTION_TIMEOUT_MS = 15_000
 # Playwright's default of 5 s for expect() is short for a loaded CI machine.
 expect.set_options(timeout=10_000)
@@ -81,73 +71,6 @@ def pytest_runtest_makereport(item: pytest.Item) -> pytest.TestReport:
 # --- the server ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(what: str, check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` at the deadline.
-
-    For state the browser cannot see (the server's files and rows): a condition polled
-    against a deadline, never a fixed sleep.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-@dataclass
-class Server:
-    url: str
-    root: Path
-    database: Path
-    media_root: Path
-    upload_tmp: Path
-    log: Path
-    process: subprocess.Popen
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows from the server's SQLite database, read-only."""
-        connection = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=10)
-        try:
-            return connection.execute(sql, params).fetchall()
-        finally:
-            connection.close()
-
-    def shares_named(self, name: str) -> list[tuple]:
-        return self.query(
-            "SELECT id, downloads, revoked_at FROM shares_share WHERE name = ?", (name,)
-        )
-
-    def stored_files(self) -> set[Path]:
-        return {path for path in self.media_root.rglob("*") if path.is_file()}
-
-    def spooled_files(self) -> set[Path]:
-        return {path for path in self.upload_tmp.rglob("*") if path.is_file()}
-
-    def log_tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM to the server's process group (gunicorn and its workers), then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=timeout)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e-server")
@@ -171,49 +94,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         RATE_LIMIT_LOGINS="1000/10m",
         LOG_LEVEL="WARNING",
     )
-    command = [
-        str(ENTRYPOINT),
-        *("gunicorn", "core.wsgi", "--bind", f"127.0.0.1:{port}"),
-        *("--worker-class", "gthread", "--workers", "2", "--threads", "8"),
-        *("--graceful-timeout", "2", "--no-control-socket"),
-    ]
-    log = root / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own entrypoint, fixed arguments
-            command,
-            cwd=DJANGO_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    # As in production: through scripts/entrypoint.sh (migrate, collectstatic, gunicorn).
+    command = gunicorn(port, options=["--graceful-timeout", "2", "--no-control-socket"])
+    with Processes(root) as processes:
+        server = Server(
+            url=f"http://127.0.0.1:{port}",
+            root=root,
+            database=database,
+            media_root=media_root,
+            upload_tmp=upload_tmp,
+            process=processes.start("server", command, env=env),
         )
-    server = Server(
-        url=f"http://127.0.0.1:{port}",
-        root=root,
-        database=database,
-        media_root=media_root,
-        upload_tmp=upload_tmp,
-        log=log,
-        process=process,
-    )
-    try:
-        deadline = time.monotonic() + SERVER_START_DEADLINE
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{server.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{server.url}/health/", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the server did not answer /health/ within {SERVER_START_DEADLINE} s:\n"
-                    f"{server.log_tail()}"
-                )
-            time.sleep(0.2)
+        processes.wait_until(
+            "the server to answer /health/",
+            lambda: answers(f"{server.url}/health/"),
+            SERVER_START_DEADLINE,
+        )
         yield server
-    finally:
-        stop_process(process)
 
 
 # --- the browser --------------------------------------------------------------------------
@@ -270,49 +167,3 @@ def axe_script() -> Path:
     if not AXE_SCRIPT.is_file():
         pytest.fail(f"axe-core is missing at {AXE_SCRIPT}: run `npm ci --prefix e2e`.")
     return AXE_SCRIPT
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-@dataclass
-class CreatedShare:
-    url: str
-    manage_url: str
-    name: str
-    content: bytes
-
-
-def create_share(server: Server, content: bytes, name: str, **fields: Any) -> CreatedShare:
-    """A share made through the JSON API, for tests whose subject is what comes after."""
-    response = requests.post(
-        f"{server.url}/api/v1/shares",
-        files={"file": (name, content, "application/octet-stream")},
-        data={key: str(value) for key, value in fields.items()},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    return CreatedShare(created["url"], created["manage_url"], name, content)
-
-
-def upload_through_page(
-    page: Page, path: Path, *, password: str = "", max_downloads: int = 1
-) -> str:
-    """Choose `path` on the upload page, send it (by the page's script), return the manage
-    page's URL once the browser is there."""
-    page.goto("/")
-    page.locator("#id_file").set_input_files(path)
-    page.locator("#id_max_downloads").fill(str(max_downloads))
-    if password:
-        page.locator("#id_password").fill(password)
-    page.locator("#upload-submit").click()
-    page.wait_for_url(re.compile(r"/m/[\w-]+$"))
-    return page.url
-
-
-def share_link(page: Page) -> str:
-    """The share link shown on the manage page."""
-    link = page.locator("#share-link").input_value()
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/s/[\w-]+", link), link
-    return link

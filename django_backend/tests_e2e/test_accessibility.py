@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from .conftest import Server, create_share
+from tests.support.browser import Server, create_share
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Server, create_share, upload_through_page
+from tests.support.browser import Server, create_share, upload_through_page
 
 pytestmark = pytest.mark.e2e
 

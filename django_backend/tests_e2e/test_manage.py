@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import BrowserContext, Dialog, Page, Request, expect
 
-from .conftest import Server, create_share
+from tests.support.browser import Server, create_share
 
 pytestmark = pytest.mark.e2e
 

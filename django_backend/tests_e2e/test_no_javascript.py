@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from .conftest import share_link
+from tests.support.browser import share_link
 
 pytestmark = pytest.mark.e2e
 

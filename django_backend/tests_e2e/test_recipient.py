@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
-from .conftest import Server, create_share, share_link, upload_through_page, wait_until
+from tests.support.browser import Server, create_share, share_link, upload_through_page
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.e2e
 

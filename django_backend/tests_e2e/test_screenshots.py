@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from .conftest import REPO_DIR, share_link, upload_through_page
+from tests.support.browser import share_link, upload_through_page
+from tests.support.env import REPO_DIR
 
 pytestmark = pytest.mark.e2e
 

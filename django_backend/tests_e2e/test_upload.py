@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
-from .conftest import MAX_UPLOAD_SIZE, Server, share_link, wait_until
+from tests.support.browser import MAX_UPLOAD_SIZE, Server, share_link
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,9 @@
 
 import subprocess
 
-from .support import BENCH_TEMPLATE, MAIN_TEMPLATE, nginx_binary, require, write_config
+from nginx_standalone import BENCH_TEMPLATE, MAIN_TEMPLATE, nginx_binary, write_config
+
+from tests.support.production import require
 
 MAIN_VALUES = {
     "NGINX_LISTEN": "127.0.0.1:18080",
@@ -26,18 +28,18 @@ def nginx_t(config) -> subprocess.CompletedProcess:
 
 
 def test_the_main_template_renders_into_a_valid_configuration(tmp_path):
-    result = nginx_t(write_config(tmp_path / "main", MAIN_TEMPLATE, MAIN_VALUES))
+    result = nginx_t(write_config(tmp_path / "main", [(MAIN_TEMPLATE, MAIN_VALUES)]))
     assert result.returncode == 0, result.stderr
 
 
 def test_the_bench_template_renders_into_a_valid_configuration(tmp_path):
     values = {"BENCH_LISTEN": "127.0.0.1:18089", "BENCH_ROOT": str(tmp_path)}
-    result = nginx_t(write_config(tmp_path / "bench", BENCH_TEMPLATE, values))
+    result = nginx_t(write_config(tmp_path / "bench", [(BENCH_TEMPLATE, values)]))
     assert result.returncode == 0, result.stderr
 
 
 def test_a_broken_rendering_is_caught(tmp_path):
     # The check above can fail: a value that is not an address is refused.
     values = {**MAIN_VALUES, "NGINX_LISTEN": "not a port"}
-    result = nginx_t(write_config(tmp_path / "broken", MAIN_TEMPLATE, values))
+    result = nginx_t(write_config(tmp_path / "broken", [(MAIN_TEMPLATE, values)]))
     assert result.returncode != 0

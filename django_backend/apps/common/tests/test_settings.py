@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import documented_defaults
+
+from tests.support.env import documented_defaults
 
 BACKEND = Path(__file__).resolve().parents[3]
 

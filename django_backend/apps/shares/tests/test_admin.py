@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import stored_files
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import Client
@@ -16,6 +15,7 @@ from django.utils import timezone
 from apps.shares.clients import Actor
 from apps.shares.models import AbuseReport, Share
 from apps.shares.services import lifecycle, maintenance, moderation
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 

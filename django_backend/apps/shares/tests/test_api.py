@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from conftest import assert_api_error, stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponseBase
 from django.test import Client
+
+from tests.support.api import assert_api_error
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import end_share, stored_files
 from django.core.management import CommandError, call_command
 from django.http import HttpResponseBase
 from django.utils import timezone
@@ -22,6 +21,7 @@ from django.utils import timezone
 from apps.shares import storage
 from apps.shares.models import Share
 from apps.shares.services import lifecycle, moderation
+from tests.support.shares import end_share, stored_files
 
 pytestmark = pytest.mark.django_db
 

@@ -76,7 +76,7 @@ def test_thirty_racers_on_a_three_download_share_exactly_three_succeed(make_shar
 
 @pytest.mark.django_db(transaction=True)
 def test_bytes_are_deleted_once_the_last_racer_finishes(make_share, media_root):
-    from conftest import stored_files
+    from tests.support.shares import stored_files
 
     make_share(b"x", max_downloads=2)
     created = make_share(b"race me", max_downloads=2)

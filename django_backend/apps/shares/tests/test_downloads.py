@@ -1,11 +1,11 @@
 """How a download leaves the app: the WSGI server's sendfile path, or nginx offload."""
 
 import pytest
-from conftest import stored_files
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from apps.shares.models import Share
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 

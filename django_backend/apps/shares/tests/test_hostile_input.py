@@ -12,11 +12,13 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-from conftest import assert_api_error, stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponseBase
 from django.test import Client
 from django.utils.html import escape
+
+from tests.support.api import assert_api_error
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import stored_files
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from apps.shares import storage
 from apps.shares.models import JobRun, Share, ShareEvent
 from apps.shares.services import maintenance
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 

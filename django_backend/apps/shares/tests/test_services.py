@@ -3,7 +3,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from conftest import end_share, stored_files
 from django.contrib.auth.hashers import identify_hasher
 from django.core.files.base import ContentFile
 from django.utils import timezone
@@ -19,6 +18,7 @@ from apps.shares.exceptions import (
 from apps.shares.models import Share
 from apps.shares.services import lifecycle, maintenance, moderation
 from apps.shares.tokens import share_token_for, token_hash
+from tests.support.shares import end_share, stored_files
 
 pytestmark = pytest.mark.django_db
 

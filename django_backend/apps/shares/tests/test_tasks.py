@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
-from conftest import end_share
 from django.db import transaction
 
 from apps.shares import tasks
 from apps.shares.models import JobRun, Share, ShareEvent
 from apps.shares.services import lifecycle
 from core.celery import app, enqueue_on_commit
+from tests.support.shares import end_share
 
 BROKER_URL = "redis://127.0.0.1:6379/5"
 QUEUE = f"onetimeshare-test-tasks-{os.getpid()}"

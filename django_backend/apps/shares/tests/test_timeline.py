@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from conftest import stored_files
 from django.core.cache import cache
 from django.test import Client
 
 from apps.shares.clients import client_fingerprint, describe_user_agent
 from apps.shares.models import AbuseReport, Share, ShareEvent
 from apps.shares.services import maintenance, moderation
+from tests.support.shares import stored_files
 
 NOW = datetime(2030, 3, 1, 12, 0, 0, tzinfo=UTC)
 CONTENT = b"Draft contract, version 3.\n"

@@ -10,13 +10,13 @@ import io
 import json
 
 import pytest
-from conftest import stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponseBase
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from apps.shares.models import Share
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 

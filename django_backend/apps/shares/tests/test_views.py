@@ -7,13 +7,13 @@ from html import unescape
 
 import pytest
 import time_machine
-from conftest import stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
 from apps.shares.models import Share
 from apps.shares.services import moderation
+from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
 
