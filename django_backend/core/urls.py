@@ -3,10 +3,16 @@ from django.urls import include, path
 
 from apps.accounts.views import rate_limit_logins
 from apps.common import views as common_views
+from apps.common.errors import DATABASE_OUTAGES, database_error_response
 from apps.shares.api import api
 
 # The admin's log-in is limited like the site's own.
 admin.site.login = rate_limit_logins(admin.site.login)
+
+# django-ninja catches every exception of its operations; in debug it answers one it has no
+# handler for with a traceback page. A database outage is the API's 503 either way.
+for outage in DATABASE_OUTAGES:
+    api.add_exception_handler(outage, database_error_response)
 
 urlpatterns = [
     path("", include("apps.shares.urls")),

@@ -5,7 +5,13 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from log_request_id.middleware import RequestIDMiddleware as BaseRequestIDMiddleware
 
-from .errors import error_response, service_error_response, wants_json
+from .errors import (
+    database_unavailable_response,
+    error_response,
+    is_database_outage,
+    service_error_response,
+    wants_json,
+)
 from .exceptions import ServiceError
 
 WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -51,11 +57,13 @@ class ApiErrorShapeMiddleware:
 
 
 class ServiceErrorMiddleware:
-    """Answer a service exception raised by any view with the project's error response.
+    """Answer a service exception raised by any view with the project's error response,
+    and a database that cannot be reached with 503 `unavailable`.
 
     The one mapping from exception to response for the HTML pages, as the API's exception
     handler is for JSON: views catch only what they handle differently (a form shown again
-    with its message).
+    with its message). A database outage raised outside a view (a middleware saving the
+    session) reaches handler500 instead, which maps it the same way.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -67,4 +75,6 @@ class ServiceErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, ServiceError):
             return service_error_response(request, exception)
+        if is_database_outage(exception):
+            return database_unavailable_response(request, exception)
         return None

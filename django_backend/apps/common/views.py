@@ -1,12 +1,13 @@
 """Health checks and the project's error pages."""
 
 import logging
+import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .errors import error_response
+from .errors import database_unavailable_response, error_response, is_database_outage
 from .health import run_checks
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,11 @@ def ready(request: HttpRequest) -> JsonResponse:
             logger.warning("Readiness check %s failed: %s", name, result.get("error"))
     healthy = all(r["ok"] for r in results.values() if r["critical"])
     body = {"status": "ok" if healthy else "fail", "checks": results}
-    return JsonResponse(body, status=200 if healthy else 503)
+    response = JsonResponse(body, status=200 if healthy else 503)
+    # The failed checks are logged above as warnings; Django would add an error line (and a
+    # mail to the admins) for every probe while a dependency is down.
+    response._has_been_logged = True
+    return response
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -51,6 +56,11 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500. A database outage that a middleware ran into (sessions saving, say) comes
+    here rather than through ServiceErrorMiddleware: it is a 503 all the same."""
+    exception = sys.exc_info()[1]
+    if is_database_outage(exception):
+        return database_unavailable_response(request, exception)
     return error_response(
         request, status=500, code="server_error", message="Something went wrong on our side."
     )
