@@ -19,19 +19,24 @@ logger = logging.getLogger(__name__)
 STORAGE_PREFIX = "shares/"
 
 
+def new_name() -> str:
+    """A fresh random storage name under STORAGE_PREFIX."""
+    return f"{STORAGE_PREFIX}{secrets.token_hex(16)}"
+
+
 def save_bytes(file: File) -> str:
     """Store a file under a new random name; the name. StorageUnavailable on any failure."""
     try:
-        return default_storage.save(
-            f"{STORAGE_PREFIX}{secrets.token_hex(16)}", file, max_length=255
-        )
+        return default_storage.save(new_name(), file, max_length=255)
     except Exception as exc:  # disk full, S3 unreachable: any storage failure
         logger.error("Could not store an upload: %s", exc)
         raise StorageUnavailable() from exc
 
 
-def open_bytes(storage_name: str) -> File:
-    """A readable stream of stored bytes, never loaded whole into memory.
+def open_bytes(storage_name: str, *, start: int = 0, length: int | None = None) -> File:
+    """A readable stream of stored bytes from `start` (`length` of them, or to the end),
+    never loaded whole into memory. A local file is positioned at `start`, so the WSGI
+    server's sendfile sends from there.
 
     Raises FileNotFoundError when there is no such file, StorageUnavailable on any other
     failure.
@@ -42,8 +47,15 @@ def open_bytes(storage_name: str) -> File:
         if s3_object is not None:
             # django-storages' S3File would first copy the whole object into a spooled
             # temporary file (in memory up to AWS_S3_MAX_MEMORY_SIZE, which defaults to no
-            # limit); the object's body streams straight from S3 instead.
-            return File(s3_object.get()["Body"], name=storage_name)
+            # limit); the object's body streams straight from S3 instead, the asked range
+            # only.
+            options = {}
+            if start or length is not None:
+                last = "" if length is None else str(start + length - 1)
+                options["Range"] = f"bytes={start}-{last}"
+            return File(s3_object.get(**options)["Body"], name=storage_name)
+        if start:
+            stored.seek(start)
         return stored
     except Exception as exc:
         if storage_says_missing(exc):

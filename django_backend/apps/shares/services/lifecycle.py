@@ -30,6 +30,7 @@ from ..models import Share, ShareEvent
 from ..selectors import share_get
 from ..tokens import new_manage_token, share_token_for, token_hash
 from .events import share_event_record
+from .sessions import session_open, share_has_live_session
 
 logger = logging.getLogger(__name__)
 
@@ -103,42 +104,76 @@ def share_create(
     expires_in = validate_share_options(
         expires_in=expires_in, max_downloads=max_downloads, password=password
     )
-
-    display_name = clean_filename(name if name is not None else file.name)
     size = file.size
     if owner is not None:
-        _check_quota(owner=owner, adding=size)
+        check_quota(owner=owner, adding=size)
     sha256 = _sha256_of(file)
     storage_name = storage.save_bytes(file)
-
-    manage_token = new_manage_token()
-    share_token = share_token_for(manage_token)
-    now = timezone.now()
     try:
-        with transaction.atomic():
-            share = Share.objects.create(
-                owner=owner,
-                share_token_hash=token_hash(share_token),
-                manage_token_hash=token_hash(manage_token),
-                storage_name=storage_name,
-                name=display_name,
-                size=size,
-                sha256=sha256,
-                content_type=clean_content_type(content_type, display_name),
-                password=make_password(password) if password else "",
-                max_downloads=max_downloads,
-                created_at=now,
-                expires_at=now + timedelta(seconds=expires_in),
-            )
-            share_event_record(share, ShareEvent.Kind.CREATED, actor, at=now)
+        return share_create_from_stored(
+            storage_name=storage_name,
+            size=size,
+            sha256=sha256,
+            name=name if name is not None else file.name,
+            content_type=content_type,
+            expires_in=expires_in,
+            max_downloads=max_downloads,
+            password_hash=make_password(password) if password else "",
+            actor=actor,
+            owner=owner,
+        )
     except BaseException:
         storage.delete_bytes(storage_name)
         raise
+
+
+def share_create_from_stored(
+    *,
+    storage_name: str,
+    size: int,
+    sha256: str,
+    name: str | None,
+    content_type: str | None,
+    expires_in: int,
+    max_downloads: int,
+    password_hash: str = "",
+    actor: Actor = SYSTEM,
+    owner: AbstractBaseUser | None = None,
+) -> CreatedShare:
+    """Record a share for bytes already in storage under `storage_name` (a name from
+    storage.new_name()), such as a resumable upload assembled there.
+
+    The caller has validated the options (validate_share_options) and the quota, and
+    decides what becomes of the bytes if this raises: share_create deletes them, a
+    resumable upload keeps them to try again.
+    """
+    display_name = clean_filename(name)
+    manage_token = new_manage_token()
+    share_token = share_token_for(manage_token)
+    now = timezone.now()
+    with transaction.atomic():
+        share = Share.objects.create(
+            owner=owner,
+            share_token_hash=token_hash(share_token),
+            manage_token_hash=token_hash(manage_token),
+            storage_name=storage_name,
+            name=display_name,
+            size=size,
+            sha256=sha256,
+            content_type=clean_content_type(content_type, display_name),
+            password=password_hash,
+            max_downloads=max_downloads,
+            created_at=now,
+            expires_at=now + timedelta(seconds=expires_in),
+        )
+        share_event_record(share, ShareEvent.Kind.CREATED, actor, at=now)
     logger.info("Share %s created (%s bytes).", share.pk, size)
     return CreatedShare(share=share, share_token=share_token, manage_token=manage_token)
 
 
-def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
+def check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
+    """Raise TooLarge if `adding` bytes would take the owner past USER_QUOTA_BYTES of
+    active shares."""
     quota = settings.USER_QUOTA_BYTES
     if not quota:
         return
@@ -171,11 +206,13 @@ def share_check_password(*, share: Share, password: str, actor: Actor = SYSTEM) 
 
 @dataclass
 class ClaimedShare:
-    """One download taken: the share as counted, and its bytes opened for reading (None
-    when the caller serves them by other means, e.g. nginx offload)."""
+    """One download taken: the share as counted, its bytes opened for reading (None when
+    the caller serves them by other means: a redirect to the session, nginx offload), and
+    the secret of the download session the claim opened (see services.sessions)."""
 
     share: Share
     stream: File | None
+    session_token: str
 
 
 def share_claim(
@@ -199,12 +236,12 @@ def share_claim(
     if not open_bytes and not storage.bytes_exist(share.storage_name):
         _raise_missing(share)
     try:
-        share = _take_download(share, actor)
+        share, session_token = _take_download(share, actor)
     except BaseException:
         if stream is not None:
             stream.close()
         raise
-    return ClaimedShare(share=share, stream=stream)
+    return ClaimedShare(share=share, stream=stream, session_token=session_token)
 
 
 def _open_for_download(share: Share) -> File:
@@ -224,52 +261,45 @@ def _raise_missing(share: Share) -> None:
     raise ShareGone()
 
 
-def _take_download(share: Share, actor: Actor) -> Share:
-    """The claim itself: one conditional UPDATE on the rows ShareQuerySet.active() means.
+def _take_download(share: Share, actor: Actor) -> tuple[Share, str]:
+    """The claim itself, and the download session it opens, in one transaction.
 
-    The database applies `downloads = downloads + 1 WHERE downloads < max_downloads AND
-    ...` under its row lock (PostgreSQL) or its write lock (SQLite), so the check and the
-    increment cannot be separated by another claim.
+    The share row is taken with select_for_update() (on SQLite the transaction is
+    IMMEDIATE: it holds the database's write lock from its start), and the count is one
+    conditional UPDATE on the rows ShareQuerySet.active() means, `downloads = downloads + 1
+    WHERE downloads < max_downloads AND ...`: of any number of simultaneous claims on any
+    number of processes, at most max_downloads succeed.
     """
     now = timezone.now()
     with transaction.atomic():
-        claimed = (
-            Share.objects.filter(pk=share.pk)
-            .filter(Share.objects.condition(Share.State.ACTIVE, now))
-            .update(
-                downloads=F("downloads") + 1,
-                # SET expressions see the row as it was before the update.
-                consumed_at=Case(
-                    When(downloads=F("max_downloads") - 1, then=Value(now)),
-                    default=F("consumed_at"),
-                ),
-            )
+        active = Share.objects.filter(pk=share.pk).filter(
+            Share.objects.condition(Share.State.ACTIVE, now)
+        )
+        if not active.select_for_update().exists():
+            raise ShareGone()
+        claimed = active.update(
+            downloads=F("downloads") + 1,
+            # SET expressions see the row as it was before the update.
+            consumed_at=Case(
+                When(downloads=F("max_downloads") - 1, then=Value(now)),
+                default=F("consumed_at"),
+            ),
         )
         if claimed != 1:
             raise ShareGone()
-        # Our UPDATE holds the row lock until commit, so this reads our own count.
         share.refresh_from_db()
         share_event_record(share, ShareEvent.Kind.DOWNLOAD_STARTED, actor, at=now)
+        _session, session_token = session_open(share=share, actor=actor)
         if share.consumed_at is not None:
-            # The response deletes the bytes when it closes; this is the safety net.
+            # The bytes go once the session has served them, or when its window closes
+            # (the purge job); this task is the net, and leaves a live session alone.
             enqueue_on_commit(
                 "apps.shares.tasks.purge_share",
                 share.pk,
                 countdown=settings.PURGE_AFTER_LAST_DOWNLOAD,
             )
     logger.info("Share %s claimed (%s of %s).", share.pk, share.downloads, share.max_downloads)
-    return share
-
-
-def share_download_finished(*, share_id: int, completed: bool, actor: Actor = SYSTEM) -> None:
-    """Record how a download ended; after the last one, delete the bytes."""
-    share = Share.objects.filter(pk=share_id).first()
-    if share is None:
-        return
-    kind = ShareEvent.Kind.DOWNLOAD_COMPLETED if completed else ShareEvent.Kind.DOWNLOAD_BROKEN_OFF
-    share_event_record(share, kind, actor)
-    if share.consumed_at is not None:
-        share_purge(share_id=share.pk)
+    return share, session_token
 
 
 def share_revoke(*, share_id: int, actor: Actor = SYSTEM) -> Share:
@@ -298,6 +328,8 @@ def share_purge(*, share_id: int) -> bool:
         return False
     if share.status == Share.Status.ACTIVE:
         return False
+    if share.revoked_at is None and share_has_live_session(share):
+        return False  # the one who claimed it may still fetch it; the purge job ends it
     if not storage.delete_bytes(share.storage_name):
         return False
     with transaction.atomic():
