@@ -6,47 +6,39 @@ they commit. Messages go through Redis (a dedicated database number, and a queue
 this process, so that test runs side by side never take each other's messages). Nothing is
 eager and nothing is waited for blindly: each test polls, with a deadline, for the effect the
 task has on files and rows.
+
+The worker's app is one made for this module: the project's Celery settings with that broker
+and queue. The project's own app (core.celery.app) keeps the broker of the run's settings:
+it caches its connection pools on first use, and Celery offers no public way to point them
+elsewhere. So while this module runs, the test app is Celery's current app (the tasks'
+.delay() sends through it) and stands in for core.celery.app (enqueue_on_commit, the
+services' way to send, looks the app up there each time it sends).
 """
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from celery.contrib.testing.worker import start_worker
+from celery import Celery, current_app
+from celery.contrib.testing.app import setup_default_app
+from celery.contrib.testing.worker import TestWorkController, start_worker
 from django.db import transaction
 
+import core.celery
 from apps.shares import tasks
 from apps.shares.models import JobRun, Share, ShareEvent
 from apps.shares.services import lifecycle
-from core.celery import app, enqueue_on_commit
+from core.celery import enqueue_on_commit
+from tests.support.processes import wait_until
 from tests.support.shares import end_share
 
 BROKER_URL = "redis://127.0.0.1:6379/5"
 QUEUE = f"onetimeshare-test-tasks-{os.getpid()}"
 DEADLINE = 20.0  # seconds; a task takes milliseconds, this only bounds a broken test
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll until `condition()` holds; fail naming `what` once the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
-
-
-def _drop_broker_pools() -> None:
-    # The app caches its connection and producer pools on first use, possibly for the
-    # filesystem broker of the default settings: drop them so that messages go to the broker
-    # configured now.
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def _delete_queue_keys(client: redis.Redis) -> None:
@@ -56,37 +48,44 @@ def _delete_queue_keys(client: redis.Redis) -> None:
         client.delete(*keys)
 
 
+def app_on_test_broker() -> Celery:
+    """The project's Celery settings, with Redis as the broker and this process's queue."""
+    app = Celery("onetimeshare-tests", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.update(
+        broker_url=BROKER_URL,
+        # As core/settings.py configures Redis; the filesystem transport's options do not apply.
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+        },
+        task_default_queue=QUEUE,
+        worker_enable_remote_control=False,
+    )
+    return app
+
+
 @pytest.fixture(scope="module")
-def celery_worker(django_db_setup) -> Iterator[object]:
+def celery_worker(django_db_setup) -> Iterator[TestWorkController]:
     """A worker thread on this process's queue in Redis, for the whole module."""
     client = redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.ConnectionError as exc:
         pytest.fail(f"These tests need the Redis server at {BROKER_URL}: {exc}")
-    overrides = {
-        "broker_url": BROKER_URL,
-        # As core/settings.py configures Redis; the filesystem transport's options do not apply.
-        "broker_transport_options": {
-            "visibility_timeout": 3600,
-            "socket_connect_timeout": 1,
-            "socket_timeout": 2,
-        },
-        "task_default_queue": QUEUE,
-        "worker_enable_remote_control": False,
-    }
-    saved = {key: app.conf[key] for key in overrides}
-    app.conf.update(overrides)
-    _drop_broker_pools()
+    app = app_on_test_broker()
     _delete_queue_keys(client)
     try:
-        with start_worker(
-            app, pool="solo", perform_ping_check=False, shutdown_timeout=15, queues=[QUEUE]
-        ) as worker:
-            yield worker
+        # setup_default_app gives the current and default app back afterwards, which
+        # start_worker makes this app.
+        with setup_default_app(app), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(core.celery, "app", app)
+            with start_worker(
+                app, pool="solo", perform_ping_check=False, shutdown_timeout=15, queues=[QUEUE]
+            ) as worker:
+                yield worker
     finally:
-        app.conf.update(saved)
-        _drop_broker_pools()
         _delete_queue_keys(client)
         client.close()
 
@@ -116,7 +115,9 @@ def test_purge_shares_task_deletes_the_bytes_of_every_ended_share_and_spares_the
     tasks.purge_shares.delay()
 
     # The job records its summary last: once it is there, the run is complete.
-    wait_for(lambda: JobRun.objects.filter(name="purge_shares").exists(), "purge_shares ran")
+    wait_until(
+        "purge_shares ran", lambda: JobRun.objects.filter(name="purge_shares").exists(), DEADLINE
+    )
     for share in (consumed, expired, revoked):
         assert is_purged(share, media_root), share.name
     assert JobRun.objects.get(name="purge_shares").summary == {
@@ -138,7 +139,7 @@ def test_purge_share_task_purges_only_the_share_it_names(make_share, media_root)
 
     tasks.purge_share.delay(named.pk)
 
-    wait_for(lambda: is_purged(named, media_root), "the named share purged")
+    wait_until("the named share purged", lambda: is_purged(named, media_root), DEADLINE)
     assert list(named.events.values_list("kind", flat=True)) == [
         ShareEvent.Kind.CREATED,
         ShareEvent.Kind.PURGED,
@@ -158,9 +159,11 @@ def test_reconcile_storage_task_deletes_an_orphan_file_older_than_the_grace_peri
     two_hours_ago = time.time() - 2 * 3600
     os.utime(orphan, (two_hours_ago, two_hours_ago))
 
-    app.send_task("apps.shares.tasks.reconcile_storage")
+    current_app.send_task("apps.shares.tasks.reconcile_storage")
 
-    wait_for(lambda: JobRun.objects.filter(name="reconcile_storage").exists(), "reconcile ran")
+    wait_until(
+        "reconcile ran", lambda: JobRun.objects.filter(name="reconcile_storage").exists(), DEADLINE
+    )
     assert not orphan.exists()
     assert JobRun.objects.get(name="reconcile_storage").summary == {
         "orphan_files": 1,
@@ -180,7 +183,7 @@ def test_last_claim_has_the_worker_purge_the_bytes_after_the_countdown_without_a
 
     lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
 
-    wait_for(lambda: is_purged(created.share, media_root), "the claimed share purged")
+    wait_until("the claimed share purged", lambda: is_purged(created.share, media_root), DEADLINE)
     assert created.share.status == Share.Status.CONSUMED
     events = dict(created.share.events.values_list("kind", "at"))
     waited = events[ShareEvent.Kind.PURGED] - events[ShareEvent.Kind.DOWNLOAD_STARTED]
@@ -200,7 +203,7 @@ def test_enqueue_on_commit_sends_nothing_when_the_transaction_rolls_back(make_sh
 
     # One worker takes the queue in order: had the first message been sent, it would have
     # been handled before the marker's.
-    wait_for(lambda: is_purged(marker, media_root), "the marker share purged")
+    wait_until("the marker share purged", lambda: is_purged(marker, media_root), DEADLINE)
     rolled_back.refresh_from_db()
     assert rolled_back.purged_at is None
     assert (media_root / rolled_back.storage_name).read_bytes() == b"rolled back"
@@ -214,14 +217,18 @@ def test_enqueue_on_commit_sends_only_once_the_transaction_commits(make_share, m
 
     with transaction.atomic():
         enqueue_on_commit("apps.shares.tasks.purge_share", on_commit.pk)
-        app.send_task("apps.shares.tasks.purge_share", args=[marker.pk])
+        current_app.send_task("apps.shares.tasks.purge_share", args=[marker.pk])
         # The marker was sent at once, behind anything already sent. Its bytes go before
         # its row is updated, so this is observable while the transaction is still open
         # (on SQLite the worker then waits for our write lock to update the row).
-        wait_for(
-            lambda: not (media_root / marker.storage_name).exists(), "the marker's bytes deleted"
+        wait_until(
+            "the marker's bytes deleted",
+            lambda: not (media_root / marker.storage_name).exists(),
+            DEADLINE,
         )
         assert (media_root / on_commit.storage_name).read_bytes() == b"sent on commit"
 
-    wait_for(lambda: is_purged(on_commit, media_root), "the share purged after the commit")
+    wait_until(
+        "the share purged after the commit", lambda: is_purged(on_commit, media_root), DEADLINE
+    )
     assert is_purged(marker, media_root)
