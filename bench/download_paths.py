@@ -36,8 +36,7 @@ from process_stats import total_cpu_seconds
 from served_app import (
     MIB,
     both_logs,
-    checkout,
-    prepare_site,
+    prepare_code,
     running,
     server_env,
     start_front,
@@ -48,11 +47,11 @@ from transfer_client import (
     Endpoint,
     MismatchError,
     check_offloaded,
-    download,
     download_entries,
     human_size,
-    make_file,
     upload,
+    warm_up,
+    write_test_file,
 )
 
 CLIENT_CHUNK = 4 * MIB  # iter_content chunk of every download compared
@@ -185,16 +184,11 @@ def compare(tmp: Path, args: argparse.Namespace) -> Comparison:
     once. nginx also serves the bench template with MEDIA_ROOT as its root, so that (4),
     the ceiling, is the file that (3) offloads, fetched as a plain static file.
     """
-    data = tmp / f"bench-{args.size}.bin"
-    print(f"Writing {human_size(args.size)} to {data} ...", flush=True)
-    expected = make_file(data, args.size)
-
+    data, expected = write_test_file(tmp, args.size)
     direct_env = server_env(tmp, args.size)
     offload_env = server_env(tmp, args.size, offload=True)
     offload_env["DJANGO_SECRET_KEY"] = direct_env["DJANGO_SECRET_KEY"]
-    django_dir, templates, source = checkout(tmp, args.ref)
-    print("code:", source, flush=True)
-    prepare_site(tmp, django_dir, direct_env)
+    django_dir, templates = prepare_code(tmp, args.ref, direct_env)
     media = tmp / "media"
 
     with running(tmp) as processes:
@@ -228,10 +222,7 @@ def compare(tmp: Path, args: argparse.Namespace) -> Comparison:
         shares: dict[str, dict] = {}
         ceiling_name = ""
         for key, endpoint in endpoints.items():
-            # Warm-up: first request, lazy imports.
-            warm = tmp / "warmup.txt"
-            warm.write_bytes(b"warm-up\n")
-            download(endpoint, upload(endpoint, warm, args.mode)["token"])
+            warm_up(endpoint, tmp, args.mode)
             before = stored_files(media)
             print(f"Uploading for {key} ({args.mode}) ...", flush=True)
             started = time.perf_counter()

@@ -41,8 +41,7 @@ from process_stats import RssMonitor
 from served_app import (
     Server,
     both_logs,
-    checkout,
-    prepare_site,
+    prepare_code,
     running,
     server_env,
     start_front,
@@ -55,8 +54,9 @@ from transfer_client import (
     download,
     download_entries,
     human_size,
-    make_file,
     upload,
+    warm_up,
+    write_test_file,
 )
 
 from tests.support.processes import ProcessError, wait_until
@@ -171,15 +171,10 @@ def purged(media: Path) -> bool:
 
 
 def run(tmp: Path, args: argparse.Namespace) -> Result:
-    data = tmp / f"bench-{args.size}.bin"
-    print(f"Writing {human_size(args.size)} to {data} ...", flush=True)
-    expected = make_file(data, args.size)
-
+    data, expected = write_test_file(tmp, args.size)
     via_nginx = args.via == "nginx"
     env = server_env(tmp, args.size, offload=via_nginx)
-    django_dir, templates, source = checkout(tmp, args.ref)
-    print("code:", source, flush=True)
-    prepare_site(tmp, django_dir, env)
+    django_dir, templates = prepare_code(tmp, args.ref, env)
     with running(tmp) as processes:
         server = start_server(processes, django_dir, env, args)
         print("gunicorn:", shlex.join(server.process.command), flush=True)
@@ -198,10 +193,7 @@ def run(tmp: Path, args: argparse.Namespace) -> Result:
             endpoint = Endpoint(str(app_url), lambda: both_logs(app, front))
             monitors.append(RssMonitor(nginx.children()))
 
-        # Warm-up: first request, lazy imports, one tiny share through the whole path.
-        warm = tmp / "warmup.txt"
-        warm.write_bytes(b"warm-up\n")
-        download(endpoint, upload(endpoint, warm, args.mode)["token"])
+        warm_up(endpoint, tmp, args.mode)
         time.sleep(0.5)  # the warm-up's garbage settles before the baseline is taken
 
         baselines = [monitor.baseline() for monitor in monitors]

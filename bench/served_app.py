@@ -157,6 +157,14 @@ def checkout(tmp: Path, ref: str | None) -> tuple[Path, Path, str]:
     return src / "django_backend", src / "deploy" / "nginx", description
 
 
+def prepare_code(tmp: Path, ref: str | None, env: dict[str, str]) -> tuple[Path, Path]:
+    """The django_backend and nginx templates to serve (see checkout), the site migrated."""
+    django_dir, templates, source = checkout(tmp, ref)
+    print("code:", source, flush=True)
+    prepare_site(tmp, django_dir, env)
+    return django_dir, templates
+
+
 def start_server(
     processes: Processes,
     django_dir: Path,

@@ -75,6 +75,13 @@ def make_file(path: Path, size: int) -> str:
     return hasher.hexdigest()
 
 
+def write_test_file(tmp: Path, size: int) -> tuple[Path, str]:
+    """The file to send, written into `tmp`, and its SHA-256."""
+    data = tmp / f"bench-{size}.bin"
+    print(f"Writing {human_size(size)} to {data} ...", flush=True)
+    return data, make_file(data, size)
+
+
 class MultipartBody:
     """A multipart/form-data body read from disk as it is sent.
 
@@ -197,6 +204,13 @@ def download(endpoint: Endpoint, token: str) -> tuple[int, str]:
             hasher.update(chunk)
             received += len(chunk)
     return received, hasher.hexdigest()
+
+
+def warm_up(endpoint: Endpoint, tmp: Path, mode: str) -> None:
+    """First request, lazy imports: one tiny share through the whole path, not measured."""
+    warm = tmp / "warmup.txt"
+    warm.write_bytes(b"warm-up\n")
+    download(endpoint, upload(endpoint, warm, mode)["token"])
 
 
 def download_entries(nginx: Process) -> list[dict[str, str]]:
