@@ -331,6 +331,9 @@ else:
         "socket_timeout": 2,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
+# After the broker failed a send, a web process sends no task for this many seconds (the
+# periodic jobs catch up), so that a dead broker does not slow every request.
+BROKER_RETRY_AFTER = env.integer("BROKER_RETRY_AFTER", 30, minimum=1, maximum=3600)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
