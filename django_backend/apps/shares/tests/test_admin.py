@@ -1,7 +1,8 @@
 """The operators' admin: share list, filters, search by link, actions, abuse reports."""
 
+import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -84,16 +85,35 @@ def test_share_list_shows_every_status_as_a_coloured_badge_and_the_totals_above(
     assert 'id="share-total-bytes" title="4000 bytes">3.9\xa0KB</dd>' in html
 
 
-def test_share_list_columns_are_size_in_human_units_downloads_of_max_and_password_icon(
+def test_share_list_columns_are_size_in_human_units_downloads_of_max_and_a_password_tag(
     admin_client, make_share
 ):
     make_share(b"y" * 2048, name="locked.bin", password="s3cret", max_downloads=3)
+    make_share(b"open", name="open.txt")
 
     html = admin_client.get(SHARES_URL).content.decode()
 
     assert "2.0\xa0KB" in html
     assert "0 / 3" in html
-    assert 'alt="True"' in html  # the password column's "yes" icon
+    assert html.count('<span class="share-tag">password</span>') == 1
+    assert 'locked.bin <span class="share-tag">password</span>' in html
+
+
+def test_share_list_times_are_two_short_lines_sortable_by_their_column(admin_client, make_share):
+    with time_machine.travel(datetime(2026, 3, 4, 5, 6, tzinfo=UTC), tick=False):
+        make_share(name="older.txt", expires_in=7200)
+    with time_machine.travel(datetime(2026, 3, 4, 5, 30, tzinfo=UTC), tick=False):
+        make_share(name="newer.txt", expires_in=600)
+    created_column, expires_column = 5, 6
+
+    by_created = admin_client.get(SHARES_URL, {"o": str(created_column)})
+    by_expiry = admin_client.get(SHARES_URL, {"o": str(expires_column)})
+
+    html = by_created.content.decode()
+    assert '<span class="share-when">2026-03-04<br>05:06</span>' in html  # created
+    assert '<span class="share-when">2026-03-04<br>07:06</span>' in html  # expires
+    assert listed_names(by_created) == ["older.txt", "newer.txt"]
+    assert listed_names(by_expiry) == ["newer.txt", "older.txt"]
 
 
 def test_share_list_sorts_by_size(admin_client, make_share):
@@ -293,6 +313,34 @@ def test_change_page_shows_no_token_hash_no_password_hash_and_no_token(admin_cli
     # The timeline and the abuse report, read-only.
     assert "Malware or phishing" in html
     assert 'name="_save"' not in html
+
+
+def test_change_page_labels_are_the_operators_words(admin_client, make_share):
+    created = make_share(name="labelled.txt")
+    lifecycle.share_open(share_token=created.share_token, actor=RECIPIENT)
+    share = share_of(created)
+
+    html = admin_client.get(reverse("admin:shares_share_change", args=[share.pk])).content.decode()
+
+    labels = re.findall(r"<label>([^<]*):</label>", html)
+    for label in (
+        "File name",
+        "SHA-256",
+        "Content type",
+        "Delivered (last download) at",
+        "Held for review since",
+        "File deleted",
+        "Name in storage",
+    ):
+        assert label in labels, labels
+    for raw in ("Sha256", "Storage name", "Consumed at", "Quarantined at", "Purged at"):
+        assert raw not in labels, labels
+    # The timeline's headings too.
+    headings = [" ".join(h.split()) for h in re.findall(r'<th class="column-[^"]*">([^<]*)', html)]
+    for heading in ("When", "What happened", "By", "A bot", "Client (keyed hash of the IP)"):
+        assert heading in headings, headings
+    assert share.sha256 in html
+    assert "labelled.txt" in html
 
 
 def test_change_page_saves_nothing(admin_client, make_share):
