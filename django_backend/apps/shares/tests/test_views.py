@@ -266,3 +266,25 @@ def test_a_share_the_operators_removed_or_hold_is_just_not_available(client, mak
 
     assert "not available" in message or "no longer available" in message
     assert "sender" not in message and "review" not in message.lower()
+
+
+# --- the landing page ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        ({}, "This link works once: after this download the file is deleted. "),
+        ({"max_downloads": 3}, "Each download that starts uses one of the 3 left. "),
+        ({"password": "open sesame"}, "A wrong password uses none: you can try again."),
+    ],
+)
+def test_the_landing_page_says_only_a_started_download_counts(client, make_share, options, hint):
+    created = make_share(**options)
+
+    html = client.get(f"/s/{created.share_token}").content.decode()
+
+    text = " ".join(re.search(r'id="download-hint">(.*?)</p>', html, re.S).group(1).split())
+    assert hint.strip() in text
+    assert "press" not in text
+    assert ("wrong password" in text) == bool(options.get("password"))
