@@ -1,4 +1,7 @@
-"""The sender's page in a browser: revoking asks first, then the link is gone."""
+"""The sender's page in a browser: revoking asks first, then the link is gone; both links
+show whole on a phone and a desktop."""
+
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import BrowserContext, Dialog, Page, Request, expect
@@ -63,3 +66,58 @@ def test_revoke_asks_first_and_only_a_confirmed_revoke_ends_the_share(
     assert server.shares_named(share.name)[0][2] is not None
     assert not stored.exists()
     assert context.request.get(share.url).status == 410
+
+
+def fits_whole(page: Page, selector: str) -> bool:
+    """Whether a text field shows all its text: nothing scrolled out of sight, and the
+    field itself within the window."""
+    return page.locator(selector).evaluate(
+        """(field) => {
+            const box = field.getBoundingClientRect();
+            return field.scrollWidth <= field.clientWidth
+                && field.scrollHeight <= field.clientHeight + 1
+                && box.left >= 0 && box.right <= window.innerWidth;
+        }"""
+    )
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_on_a_phone_both_links_show_whole_and_there_is_no_code_to_scan(
+    new_context: Callable[..., BrowserContext], server: Server, color_scheme: str
+) -> None:
+    share = create_share(server, b"for the phone\n", "phone.txt")
+    context = new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        color_scheme=color_scheme,
+    )
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page = context.new_page()
+    page.goto(share.manage_url)
+
+    assert page.locator("#share-link").input_value() == share.url
+    assert fits_whole(page, "#share-link")
+    assert fits_whole(page, "#manage-link")
+    expect(page.locator("#copy-share-link")).to_be_visible()
+    # The page is already on the phone: no code to scan with one.
+    expect(page.locator("figure.qr-box")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    # The sender's own link, with its reason and its Copy button.
+    expect(page.locator(".keep-address")).to_contain_text("your only way back here")
+    page.locator("#copy-manage-link").click()
+    expect(page.locator("#copy-manage-link-status")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == share.manage_url
+
+
+def test_on_a_desktop_the_links_fit_and_the_code_to_scan_is_shown(
+    new_context: Callable[..., BrowserContext], server: Server
+) -> None:
+    share = create_share(server, b"for the desktop\n", "desktop.txt")
+    page = new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(share.manage_url)
+
+    assert fits_whole(page, "#share-link")
+    assert fits_whole(page, "#manage-link")
+    expect(page.locator("figure.qr-box svg.qr")).to_be_visible()

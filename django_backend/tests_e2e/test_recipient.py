@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
 
 from tests.support.browser import Server, create_share, share_link, upload_through_page
 from tests.support.processes import wait_until
@@ -16,6 +16,23 @@ from tests.support.processes import wait_until
 pytestmark = pytest.mark.e2e
 
 SHARE_PHRASE = "open sesame"  # the password of the protected share
+
+
+def css_colour(element: Locator, property_name: str) -> str:
+    """A computed colour (or custom property) of `element`, as the browser resolves it."""
+    return element.evaluate(
+        """(element, name) => {
+            const probe = document.createElement("span");
+            probe.style.color = name.startsWith("--")
+                ? getComputedStyle(element).getPropertyValue(name).trim()
+                : getComputedStyle(element)[name];
+            document.body.append(probe);
+            const colour = getComputedStyle(probe).color;
+            probe.remove();
+            return colour;
+        }""",
+        property_name,
+    )
 
 
 def storage_path(server: Server, name: str) -> Path:
@@ -99,10 +116,14 @@ def test_manage_page_shows_the_download_without_a_reload(
     expect(sender.locator('#manage-card[data-status="consumed"]')).to_be_visible(timeout=20_000)
     assert sender.evaluate("window.__marker") == 1
     expect(sender.locator("#manage-card")).to_have_attribute("data-downloads", "1")
-    expect(sender.locator("#next-step")).to_contain_text("This link has been used up")
+    expect(sender.locator("#next-step")).to_contain_text("Delivered: the file was downloaded once")
     expect(sender.locator("#manage-announce")).to_have_text(
-        "Downloaded (1 of 1). The link is used up and the file is deleted."
+        "Delivered: downloaded 1 of 1. The file is deleted from the server."
     )
+    # Delivered is the happy ending: shown in the theme's green, never in its red.
+    status = sender.locator("#manage-card .facts .status")
+    expect(status).to_have_text("delivered")
+    assert css_colour(status, "color") == css_colour(sender.locator("body"), "--ok")
     expect(sender.locator("#revoke-form")).to_have_count(0)
     expect(sender.locator("figure.qr-box")).to_have_count(0)
 

@@ -13,5 +13,6 @@ urlpatterns = [
     re_path(rf"^m/(?P<manage_token>{TOKEN_PATTERN})/revoke$", views.revoke, name="revoke"),
     # A logged-in sender's own shares, under the account's pages.
     path("account/shares/", views.my_shares, name="mine"),
+    path("account/shares/<int:share_id>/", views.owner_share, name="owner_share"),
     path("account/shares/<int:share_id>/revoke", views.owner_revoke, name="owner_revoke"),
 ]

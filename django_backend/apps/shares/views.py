@@ -13,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -168,6 +169,24 @@ def my_shares(request: HttpRequest) -> HttpResponse:
         # A hand-edited or stale address: the first page is the sensible answer.
         return redirect("shares:mine")
     return render(request, "shares/mine.html", {"page": page, "limit": limit})
+
+
+@login_required
+@never_cache
+@require_safe
+def owner_share(request: HttpRequest, share_id: int) -> HttpResponse:
+    """One of the logged-in owner's shares: status, timeline and Revoke, by the session.
+
+    The way back for a sender who lost the manage page. The share link cannot be shown
+    here: the database keeps only its hash, and the session is not the manage token.
+    """
+    share = selectors.share_get_for_owner(owner=request.user, share_id=share_id)
+    context = {
+        "share": share,
+        "events": share.events.all(),
+        "revoke_path": reverse("shares:owner_revoke", args=[share.pk]),
+    }
+    return render(request, "shares/owner.html", context)
 
 
 @login_required

@@ -1,5 +1,7 @@
 """Shares of senders with an account: My shares, uploads by API token or session, quotas."""
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -184,3 +186,109 @@ def test_share_pages_link_to_a_log_out_page_instead_of_holding_the_form(client, 
     assert "csrfmiddlewaretoken" in logout_page.content.decode()
     assert client.post("/account/logout/").status_code == 302
     assert client.get("/account/shares/").status_code == 302
+
+
+# --- an owner's page of one share, by the session -----------------------------------------
+
+
+def owner_upload(client: Client, owner: User, name: str = "report.pdf") -> dict:
+    """A share of `owner`, made through the API with their token; the API's answer."""
+    created = upload(client, name, b"owned", **bearer(api_token_create(user=owner, name="t").key))
+    assert created.status_code == 201
+    return created.json()
+
+
+def test_my_shares_links_each_share_to_its_owner_page_and_shows_local_times(client, alice):
+    created = owner_upload(client, alice)
+    share = Share.objects.get()
+    client.force_login(alice)
+
+    html = client.get("/account/shares/").content.decode()
+
+    assert f'<a href="/account/shares/{share.pk}/">report.pdf</a>' in html
+    # Times go out in UTC and local-times.js shows them in the viewer's zone.
+    assert re.search(r'<time datetime="[^"]+" data-local data-style="date">', html)
+    assert "/static/shares/local-times.js" in html
+    assert created["token"] not in html
+
+
+def test_the_owner_page_shows_status_timeline_and_revoke_but_no_link(client, alice):
+    created = owner_upload(client, alice)
+    share = Share.objects.get()
+    client.get(f"/s/{created['token']}")  # the recipient had a look
+    client.force_login(alice)
+
+    response = client.get(f"/account/shares/{share.pk}/")
+
+    assert response.status_code == 200
+    assert "no-store" in response.headers["Cache-Control"]
+    html = response.content.decode()
+    assert "report.pdf" in html
+    assert 'id="next-step"' in html and "This link works once" in html
+    assert "Page opened" in html  # the timeline
+    assert f'action="/account/shares/{share.pk}/revoke"' in html
+    assert "csrfmiddlewaretoken" in html
+    assert "can't be shown again" in html
+    for secret in (created["token"], created["manage_token"], "/s/", "/m/"):
+        assert secret not in html
+
+
+def test_the_owner_page_shows_a_delivered_share_as_delivered_without_revoke(client, alice):
+    created = owner_upload(client, alice)
+    b"".join(client.post(f"/s/{created['token']}").streaming_content)
+    client.force_login(alice)
+
+    html = client.get(f"/account/shares/{Share.objects.get().pk}/").content.decode()
+
+    assert '<span class="status status-consumed">delivered</span>' in html
+    assert "Delivered: the file was downloaded once" in html
+    assert "revoke-form" not in html
+
+
+def test_someone_elses_share_is_not_found_and_a_visitor_must_log_in(client, alice):
+    owner_upload(client, alice)
+    share = Share.objects.get()
+    User.objects.create_user("mallory", password=PASSWORD)
+
+    assert client.get(f"/account/shares/{share.pk}/").status_code == 302  # to log in
+    client.login(username="mallory", password=PASSWORD)
+    refused = client.get(f"/account/shares/{share.pk}/")
+
+    assert refused.status_code == 404
+    assert "report.pdf" not in refused.content.decode()
+
+
+def test_revoke_from_the_owner_page_needs_the_csrf_token_of_the_session(alice):
+    owner_upload(Client(), alice)
+    share = Share.objects.get()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    page = client.get(f"/account/shares/{share.pk}/").content.decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+    forged = client.post(f"/account/shares/{share.pk}/revoke")
+    assert forged.status_code == 403
+    assert Share.objects.get().revoked_at is None
+
+    revoked = client.post(f"/account/shares/{share.pk}/revoke", {"csrfmiddlewaretoken": csrf})
+    assert revoked.status_code == 302
+    assert Share.objects.get().revoked_at is not None
+    html = client.get(f"/account/shares/{share.pk}/").content.decode()
+    assert '<span class="status status-revoked">revoked</span>' in html
+    assert "revoke-form" not in html
+
+
+def test_a_new_api_token_is_good_news_with_a_copy_button(client, alice):
+    client.force_login(alice)
+
+    html = client.post("/account/tokens/", {"name": "backup script"}).content.decode()
+
+    box = html[html.index('id="token-created"') - 40 : html.index("</textarea>")]
+    assert 'class="notice-info token-created"' in box
+    assert 'class="notice' + '"' not in box  # not the error style
+    assert 'data-copy="new-token"' in html
+    assert "/static/shares/copy.js" in html
+    revoked = client.post(f"/account/tokens/{ApiToken.objects.get().pk}/revoke", follow=True)
+    assert '<p class="notice-info" role="status">The token is revoked.</p>' in (
+        revoked.content.decode()
+    )

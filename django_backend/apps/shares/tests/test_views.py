@@ -288,3 +288,32 @@ def test_the_landing_page_says_only_a_started_download_counts(client, make_share
     assert hint.strip() in text
     assert "press" not in text
     assert ("wrong password" in text) == bool(options.get("password"))
+
+
+# --- the manage page ----------------------------------------------------------------------
+
+
+def test_a_delivered_share_reads_as_delivered_on_the_manage_page(client, make_share):
+    created = make_share()
+    b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+
+    html = client.get(f"/m/{created.manage_token}").content.decode()
+
+    assert '<span class="status status-consumed">delivered</span>' in html
+    assert 'class="next-step status-line-consumed"' in html
+    assert "Delivered: the file was downloaded once" in html
+    assert "used up" not in html
+
+
+def test_the_manage_page_shows_both_links_whole_and_says_why_to_keep_its_own(client, make_share):
+    created = make_share()
+
+    html = client.get(f"/m/{created.manage_token}").content.decode()
+
+    share_link = f"http://testserver/s/{created.share_token}"
+    manage_link = f"http://testserver/m/{created.manage_token}"
+    # Multi-line fields that wrap: the whole link stays readable on a narrow screen.
+    assert f'rows="2" spellcheck="false">{share_link}</textarea>' in html
+    assert re.search(rf'<textarea id="manage-link" [^>]*>{manage_link}</textarea>', html)
+    assert 'data-copy="manage-link"' in html
+    assert "your only way back here" in html

@@ -95,7 +95,7 @@
 
   // A click into a link box selects all of it, ready to copy by hand.
   document.addEventListener("focusin", (event) => {
-    if (event.target.matches?.("input.link-box[readonly]")) {
+    if (event.target.matches?.(".link-box[readonly]")) {
       event.target.select();
     }
   });

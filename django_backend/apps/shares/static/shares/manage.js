@@ -50,7 +50,7 @@
     const downloads = `${after.dataset.downloads} of ${after.dataset.maxDownloads}`;
     if (status !== before.dataset.status) {
       const messages = {
-        consumed: `Downloaded (${downloads}). The link is used up and the file is deleted.`,
+        consumed: `Delivered: downloaded ${downloads}. The file is deleted from the server.`,
         expired: "The link has expired.",
         revoked: "The link was revoked.",
       };
