@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.common",
     "apps.accounts",
     "apps.shares",
+    "apps.uploads",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -347,6 +348,7 @@ PURGE_INTERVAL = env.integer("PURGE_INTERVAL", 60, minimum=1)
 RECONCILE_INTERVAL = env.integer("RECONCILE_INTERVAL", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "purge-shares": {"task": "apps.shares.tasks.purge_shares", "schedule": PURGE_INTERVAL},
+    "expire-uploads": {"task": "apps.uploads.tasks.expire_uploads", "schedule": PURGE_INTERVAL},
     "reconcile-storage": {
         "task": "apps.shares.tasks.reconcile_storage",
         "schedule": RECONCILE_INTERVAL,
@@ -375,6 +377,9 @@ DOWNLOAD_OFFLOAD_LOCATION = env.string("DOWNLOAD_OFFLOAD_LOCATION", "/_protected
 RECONCILE_GRACE_SECONDS = env.integer("RECONCILE_GRACE_SECONDS", 3600)
 # Rows of purged shares (and their timelines) are kept this long for the audit trail.
 SHARE_RETENTION_DAYS = env.integer("SHARE_RETENTION_DAYS", 30)
+# Resumable uploads (tus): an upload that receives nothing for this many seconds expires
+# and its bytes are removed; a completed one keeps its links for GET this long.
+UPLOAD_SESSION_TTL = env.integer("UPLOAD_SESSION_TTL", 86400, minimum=60)
 
 # Rate limits per client IP ("count/period", period s, m, h or d). Counters live in the cache.
 RATELIMIT_USE_CACHE = "default"

@@ -16,6 +16,7 @@ for outage in DATABASE_OUTAGES:
 
 urlpatterns = [
     path("", include("apps.shares.urls")),
+    path("api/v1/", include("apps.uploads.urls")),
     path("api/v1/", api.urls),
     path("account/", include("apps.accounts.urls")),
     path("health/", common_views.health, name="health"),

@@ -10,7 +10,7 @@ import logging
 import re
 
 _TOKEN_IN_PATH = re.compile(
-    r"(/(?:s|m|api/v1/shares|api/v1/manage)/)[A-Za-z0-9_-]{16,64}(?=[/?#\s\"']|$)"
+    r"(/(?:s|m|api/v1/shares|api/v1/manage|api/v1/uploads)/)[A-Za-z0-9_-]{16,64}(?=[/?#\s\"']|$)"
 )
 
 
