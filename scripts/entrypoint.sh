@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Start-up for every process of the service (the Docker image's ENTRYPOINT; the
 # production-topology test runs it the same way): wait for the database, migrate (under a
-# lock, so that replicas starting together take turns), collect static files, then become
-# the command given as arguments (gunicorn, a Celery worker, beat), which then receives the
-# container's signals directly.
+# lock, so that replicas starting together take turns), delete stale upload spool files,
+# collect static files, then become the command given as arguments (gunicorn, a Celery
+# worker, beat), which then receives the container's signals directly.
 #
-#   SKIP_MIGRATIONS=1     for processes that must not change the schema (worker, beat)
+#   SKIP_MIGRATIONS=1     for processes that must not change the schema (worker, beat);
+#                         they leave the upload spool to the web processes, too
 #   SKIP_COLLECTSTATIC=1  for processes that serve no static files (worker, beat)
 #
 # `python` is the first one on PATH: the image's virtualenv, or .venv/bin when PATH says so.
@@ -17,6 +18,9 @@ python manage.py wait_for_db
 
 if [ "${SKIP_MIGRATIONS:-0}" != "1" ]; then
   python manage.py migrate_locked --noinput
+  # Uploads cut off by a crash leave their spool files behind; those past the grace period
+  # go now, without waiting for the hourly reconcile (a live upload's file is locked).
+  python manage.py reconcile_storage --spools-only
 fi
 
 if [ "${SKIP_COLLECTSTATIC:-0}" != "1" ]; then

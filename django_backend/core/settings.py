@@ -232,6 +232,9 @@ MAX_EXPIRES_IN = env.integer("MAX_EXPIRES_IN", 7 * 86400, minimum=1)
 if not MIN_EXPIRES_IN <= DEFAULT_EXPIRES_IN <= MAX_EXPIRES_IN:
     raise ImproperlyConfigured(
         "DEFAULT_EXPIRES_IN must lie between MIN_EXPIRES_IN and MAX_EXPIRES_IN "
+# Where uploads spool. Empty: MEDIA_ROOT/.uploads, on the stored files' filesystem (so that
+# storing an upload is a rename), made by the first upload (apps.shares.uploads.spool_dir).
+# The service's own directory: the reconciler deletes what a killed upload left there.
         f"(got {DEFAULT_EXPIRES_IN}, range {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN})."
     )
 MAX_DOWNLOADS_LIMIT = 100

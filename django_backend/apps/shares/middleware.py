@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from apps.common.errors import service_error_response
+from apps.common.exceptions import ServiceError
 
 from .uploads import too_large_error, upload_was_too_large
 
@@ -35,7 +36,10 @@ class UploadLimitMiddleware:
             if declared > settings.MAX_UPLOAD_SIZE + MULTIPART_OVERHEAD:
                 return service_error_response(request, too_large_error())
             if request.content_type == "multipart/form-data":
-                request.POST  # noqa: B018 - parse now, through the size-limiting handler
+                try:
+                    request.POST  # noqa: B018 - parse now, through the size-limiting handler
+                except ServiceError as exc:  # the spool could not be written
+                    return service_error_response(request, exc)
                 if upload_was_too_large(request):
                     return service_error_response(request, too_large_error())
         return self.get_response(request)

@@ -3,19 +3,51 @@
 Every upload, multipart or raw, passes through `ShareUploadHandler`: it never holds a file
 in memory, computes the SHA-256 as the bytes arrive, and stops reading the moment the
 size limit is passed, deleting what it had spooled.
+
+The spool is a directory the service owns (FILE_UPLOAD_TEMP_DIR, by default
+MEDIA_ROOT/.uploads: on the stored files' filesystem, so that storing an upload is a
+rename). A process killed mid-upload cannot delete its spool file; `stale_spools_remove`
+does, for the reconciler and the start-up step. Spool files are named by SPOOL_PREFIX and
+SPOOL_SUFFIX, so that nothing else in the directory is ever touched, and each is locked
+(flock) by the process receiving it, so that a live upload is never taken for a leftover.
 """
 
+import contextlib
+import fcntl
 import hashlib
+import logging
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
-from django.core.files.uploadedfile import TemporaryUploadedFile
-from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
 
-from .exceptions import InvalidShareOption, TooLarge
+from .exceptions import InvalidShareOption, StorageUnavailable, TooLarge
+
+logger = logging.getLogger(__name__)
 
 RAW_CHUNK_SIZE = 256 * 1024
+SPOOL_PREFIX = "upload-"
+SPOOL_SUFFIX = ".part"
 _TOO_LARGE_FLAG = "_share_upload_too_large"
+
+
+def spool_dir() -> Path:
+    """FILE_UPLOAD_TEMP_DIR, or MEDIA_ROOT/.uploads when it is not set.
+
+    Decided here rather than in settings: Django's checks want FILE_UPLOAD_TEMP_DIR to exist
+    when set, and settings create no folder on the media volume. Nothing but this module
+    spools uploads (FILE_UPLOAD_HANDLERS), so nothing else reads the setting.
+    """
+    if settings.FILE_UPLOAD_TEMP_DIR:
+        return Path(settings.FILE_UPLOAD_TEMP_DIR)
+    return Path(settings.MEDIA_ROOT) / ".uploads"
 
 
 class UploadTooLarge(StopUpload):
@@ -26,13 +58,38 @@ class UploadTooLarge(StopUpload):
         super().__init__(connection_reset=True)
 
 
-class ShareUploadHandler(TemporaryFileUploadHandler):
-    """Spools to a temporary file while hashing and counting against MAX_UPLOAD_SIZE."""
+class SpooledUpload(TemporaryUploadedFile):
+    """An upload being received, in a locked file of the spool directory that is deleted
+    when closed (or moved into storage, when it becomes a share)."""
+
+    def __init__(
+        self, name: str, content_type: str, size: int, charset: str | None, content_type_extra=None
+    ) -> None:
+        try:
+            spool_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+            file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed with the upload
+                prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX, dir=spool_dir()
+            )
+        except OSError as exc:
+            logger.error("Could not create an upload spool file in %s: %s", spool_dir(), exc)
+            raise StorageUnavailable() from exc
+        # Held until the file is closed or its process dies: the sweep passes locked files.
+        with contextlib.suppress(OSError):  # a filesystem without locks: the grace remains
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # UploadedFile's, not TemporaryUploadedFile's: that would open a second file.
+        UploadedFile.__init__(self, file, name, content_type, size, charset, content_type_extra)
+
+
+class ShareUploadHandler(FileUploadHandler):
+    """Spools to the spool directory while hashing and counting against MAX_UPLOAD_SIZE."""
 
     chunk_size = RAW_CHUNK_SIZE
 
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
+        self.file = SpooledUpload(
+            self.file_name, self.content_type, 0, self.charset, self.content_type_extra
+        )
         self.sha256 = hashlib.sha256()
         self.received = 0
 
@@ -44,12 +101,27 @@ class ShareUploadHandler(TemporaryFileUploadHandler):
                 setattr(self.request, _TOO_LARGE_FLAG, True)
             raise UploadTooLarge()
         self.sha256.update(raw_data)
-        self.file.write(raw_data)
+        try:
+            self.file.write(raw_data)
+        except OSError as exc:  # the spool's disk is full or failing: not the client's fault
+            self.file.close()
+            logger.error("Could not write an upload to its spool file: %s", exc)
+            raise StorageUnavailable() from exc
 
     def file_complete(self, file_size: int) -> TemporaryUploadedFile:
-        uploaded = super().file_complete(file_size)
-        uploaded.sha256 = self.sha256.hexdigest()
-        return uploaded
+        self.file.seek(0)
+        self.file.size = file_size
+        self.file.sha256 = self.sha256.hexdigest()
+        return self.file
+
+
+EMPTY_FILE_MESSAGE = "is empty (0 bytes): there is nothing to share."
+
+
+def refuse_empty(file: UploadedFile) -> None:
+    """InvalidShareOption for a 0-byte upload: a link to nothing would only puzzle."""
+    if not file.size:
+        raise InvalidShareOption("file", EMPTY_FILE_MESSAGE)
 
 
 def upload_was_too_large(request: HttpRequest) -> bool:
@@ -119,3 +191,64 @@ def _body_stream(request: HttpRequest):
     ):
         return request.META["wsgi.input"]
     return request
+
+
+@dataclass(frozen=True)
+class SpoolSweep:
+    files: int
+    bytes: int
+
+
+def stale_spools_remove(*, older_than: datetime, dry_run: bool = False) -> SpoolSweep:
+    """Delete the spool files of uploads that will never finish: last written before
+    `older_than` and locked by no process (their upload's process died).
+
+    Only regular files named like spool files are considered, never followed through a
+    link: FILE_UPLOAD_TEMP_DIR may be a directory other programs use too.
+    """
+    cutoff = older_than.timestamp()
+    files = total_bytes = 0
+    try:
+        entries = list(os.scandir(spool_dir()))
+    except FileNotFoundError:
+        return SpoolSweep(files=0, bytes=0)
+    for entry in entries:
+        if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(SPOOL_SUFFIX)):
+            continue
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # finished or removed meanwhile
+        if not stat.S_ISREG(status.st_mode) or status.st_mtime > cutoff:
+            continue
+        if _remove_unless_locked(Path(entry.path), dry_run=dry_run):
+            files += 1
+            total_bytes += status.st_size
+            logger.info(
+                "Reconcile: %s stale upload spool %s (%s bytes)",
+                "would delete" if dry_run else "deleted",
+                entry.name,
+                status.st_size,
+            )
+    return SpoolSweep(files=files, bytes=total_bytes)
+
+
+def _remove_unless_locked(path: Path, *, dry_run: bool) -> bool:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone meanwhile (stored, or deleted by its upload), or not a file
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its upload is still being received
+        if not dry_run:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                logger.warning("Could not delete the stale upload spool %s: %s", path, exc)
+                return False
+        return True
+    finally:
+        os.close(descriptor)

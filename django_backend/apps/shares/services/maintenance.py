@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from .. import storage
+from .. import storage, uploads
 from ..clients import Actor
 from ..models import AbuseReport, JobRun, Share, ShareEvent, ShareQuerySet
 from .events import share_event_record
@@ -156,6 +156,8 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
 
     - A file with no row, older than `grace` seconds, is deleted: an upload whose row was
       never committed. The grace period spares uploads between their write and commit.
+    stale_spools: int = 0
+    stale_spool_bytes: int = 0
     - A row whose file is missing is marked purged, so it is never offered again.
     """
     grace = settings.RECONCILE_GRACE_SECONDS if grace is None else grace
@@ -164,9 +166,12 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
     for name in _names_without_rows(storage.stored_names()):
         try:
             if default_storage.get_modified_time(name) > cutoff:
+    - An upload spool file last written before the grace period, and locked by no live
+      upload, is deleted: its upload's process was killed (see spools_sweep).
                 continue
             size = default_storage.size(name)
         except FileNotFoundError:
+    spools = spools_sweep(grace=grace, dry_run=dry_run)
             continue  # deleted meanwhile
         if dry_run or storage.delete_bytes(name):
             orphan_files += 1
@@ -190,7 +195,11 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
                 share_event_record(share, ShareEvent.Kind.PURGED, Actor(agent="reconciler"))
         logger.warning("Reconcile: share %s had no file; marked purged.", share.pk)
     result = ReconcileResult(
-        orphan_files=orphan_files, orphan_bytes=orphan_bytes, missing_files=missing
+        orphan_files=orphan_files,
+        orphan_bytes=orphan_bytes,
+        missing_files=missing,
+        stale_spools=spools.files,
+        stale_spool_bytes=spools.bytes,
     )
     if not dry_run:
         _job_finished("reconcile_storage", result)
@@ -204,6 +213,18 @@ def _job_finished(name: str, result: object) -> None:
 
 
 def _names_without_rows(names: Iterator[str], batch_size: int = 500) -> Iterator[str]:
+def spools_sweep(*, grace: int | None = None, dry_run: bool = False) -> uploads.SpoolSweep:
+    """Delete the spool files that uploads cut off by a crash left behind, once last written
+    more than `grace` seconds ago. A live upload's file is never touched: its process holds
+    a lock on it. Part of storage_reconcile, and run alone by the start-up step
+    (`reconcile_storage --spools-only`), which must not wait for a storage listing.
+    """
+    grace = settings.RECONCILE_GRACE_SECONDS if grace is None else grace
+    return uploads.stale_spools_remove(
+        older_than=timezone.now() - timedelta(seconds=grace), dry_run=dry_run
+    )
+
+
     """The storage names that no share row claims, one query per batch of names."""
     while batch := list(itertools.islice(names, batch_size)):  # itertools.batched: 3.12+
         known = set(

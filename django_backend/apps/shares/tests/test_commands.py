@@ -242,7 +242,8 @@ def test_reconcile_storage_deletes_orphans_older_than_grace_and_reports(make_sha
     stdout, _ = run("reconcile_storage", "--grace", "60")
 
     assert stdout == (
-        f"Deleted 1 orphan file(s) ({len(b'no row')} bytes); "
+        f"Deleted 1 orphan file(s) ({len(b'no row')} bytes) "
+        "and 0 stale upload spool file(s) (0 bytes); "
         "1 share(s) with a missing file marked purged.\n"
     )
     assert not orphan.exists()
@@ -256,7 +257,7 @@ def test_reconcile_storage_keeps_orphans_younger_than_the_default_grace(media_ro
 
     stdout, _ = run("reconcile_storage")
 
-    assert stdout.startswith("Deleted 0 orphan file(s) (0 bytes);")
+    assert stdout.startswith("Deleted 0 orphan file(s) (0 bytes) and")
     assert orphan.exists()
 
 
@@ -268,7 +269,8 @@ def test_reconcile_storage_dry_run_reports_and_changes_nothing(make_share, media
     stdout, _ = run("reconcile_storage", "--dry-run", "--grace", "60")
 
     assert stdout == (
-        f"Would delete 1 orphan file(s) ({len(b'no row')} bytes); "
+        f"Would delete 1 orphan file(s) ({len(b'no row')} bytes) "
+        "and 0 stale upload spool file(s) (0 bytes); "
         "1 share(s) with a missing file would be marked purged.\n"
     )
     assert orphan.read_bytes() == b"no row"

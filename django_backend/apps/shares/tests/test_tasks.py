@@ -169,6 +169,8 @@ def test_reconcile_storage_task_deletes_an_orphan_file_older_than_the_grace_peri
         "orphan_files": 1,
         "orphan_bytes": len(b"no row"),
         "missing_files": 0,
+        "stale_spools": 0,
+        "stale_spool_bytes": 0,
     }
     assert (media_root / kept.storage_name).read_bytes() == b"has a row"
 
