@@ -223,6 +223,9 @@ if STORAGE_BACKEND == "s3":
 # MAX_UPLOAD_SIZE and always spools it to a temporary file (never to memory).
 MAX_UPLOAD_SIZE = env.size("MAX_UPLOAD_SIZE", 1024**3)
 FILE_UPLOAD_HANDLERS = ["apps.shares.uploads.ShareUploadHandler"]
+# Where uploads spool. Empty: MEDIA_ROOT/.uploads, on the stored files' filesystem (so that
+# storing an upload is a rename), made by the first upload (apps.shares.uploads.spool_dir).
+# The service's own directory: the reconciler deletes what a killed upload left there.
 FILE_UPLOAD_TEMP_DIR = env.string("FILE_UPLOAD_TEMP_DIR") or None
 FILE_UPLOAD_PERMISSIONS = 0o600
 
@@ -232,9 +235,6 @@ MAX_EXPIRES_IN = env.integer("MAX_EXPIRES_IN", 7 * 86400, minimum=1)
 if not MIN_EXPIRES_IN <= DEFAULT_EXPIRES_IN <= MAX_EXPIRES_IN:
     raise ImproperlyConfigured(
         "DEFAULT_EXPIRES_IN must lie between MIN_EXPIRES_IN and MAX_EXPIRES_IN "
-# Where uploads spool. Empty: MEDIA_ROOT/.uploads, on the stored files' filesystem (so that
-# storing an upload is a rename), made by the first upload (apps.shares.uploads.spool_dir).
-# The service's own directory: the reconciler deletes what a killed upload left there.
         f"(got {DEFAULT_EXPIRES_IN}, range {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN})."
     )
 MAX_DOWNLOADS_LIMIT = 100

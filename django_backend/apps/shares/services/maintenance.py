@@ -149,6 +149,8 @@ class ReconcileResult:
     orphan_files: int
     orphan_bytes: int
     missing_files: int
+    stale_spools: int = 0
+    stale_spool_bytes: int = 0
 
 
 def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> ReconcileResult:
@@ -156,22 +158,20 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
 
     - A file with no row, older than `grace` seconds, is deleted: an upload whose row was
       never committed. The grace period spares uploads between their write and commit.
-    stale_spools: int = 0
-    stale_spool_bytes: int = 0
     - A row whose file is missing is marked purged, so it is never offered again.
+    - An upload spool file last written before the grace period, and locked by no live
+      upload, is deleted: its upload's process was killed (see spools_sweep).
     """
     grace = settings.RECONCILE_GRACE_SECONDS if grace is None else grace
     cutoff = timezone.now() - timedelta(seconds=grace)
+    spools = spools_sweep(grace=grace, dry_run=dry_run)
     orphan_files = orphan_bytes = 0
     for name in _names_without_rows(storage.stored_names()):
         try:
             if default_storage.get_modified_time(name) > cutoff:
-    - An upload spool file last written before the grace period, and locked by no live
-      upload, is deleted: its upload's process was killed (see spools_sweep).
                 continue
             size = default_storage.size(name)
         except FileNotFoundError:
-    spools = spools_sweep(grace=grace, dry_run=dry_run)
             continue  # deleted meanwhile
         if dry_run or storage.delete_bytes(name):
             orphan_files += 1
@@ -206,13 +206,6 @@ def storage_reconcile(*, grace: int | None = None, dry_run: bool = False) -> Rec
     return result
 
 
-def _job_finished(name: str, result: object) -> None:
-    JobRun.objects.update_or_create(
-        name=name, defaults={"finished_at": timezone.now(), "summary": result.__dict__}
-    )
-
-
-def _names_without_rows(names: Iterator[str], batch_size: int = 500) -> Iterator[str]:
 def spools_sweep(*, grace: int | None = None, dry_run: bool = False) -> uploads.SpoolSweep:
     """Delete the spool files that uploads cut off by a crash left behind, once last written
     more than `grace` seconds ago. A live upload's file is never touched: its process holds
@@ -225,6 +218,13 @@ def spools_sweep(*, grace: int | None = None, dry_run: bool = False) -> uploads.
     )
 
 
+def _job_finished(name: str, result: object) -> None:
+    JobRun.objects.update_or_create(
+        name=name, defaults={"finished_at": timezone.now(), "summary": result.__dict__}
+    )
+
+
+def _names_without_rows(names: Iterator[str], batch_size: int = 500) -> Iterator[str]:
     """The storage names that no share row claims, one query per batch of names."""
     while batch := list(itertools.islice(names, batch_size)):  # itertools.batched: 3.12+
         known = set(
