@@ -27,7 +27,7 @@ from .links import manage_url, share_url
 from .models import Share
 from .services import lifecycle
 from .tokens import share_token_for
-from .uploads import spool_request_body
+from .uploads import refuse_empty, spool_request_body
 
 api = NinjaAPI(
     title="OneTimeShare API",
@@ -177,6 +177,7 @@ def create_share(
     Anonymous, or as a user with `Authorization: Bearer <token>`."""
     owner = _uploader(request)
     ratelimits.count(request, "upload")
+    refuse_empty(file)
     created = lifecycle.share_create(
         file=file,
         content_type=file.content_type,
@@ -224,6 +225,7 @@ def put_share(
     content_type = request.META.get("CONTENT_TYPE", "")
     file = spool_request_body(request, name=filename, content_type=content_type)
     try:
+        refuse_empty(file)
         created = lifecycle.share_create(
             file=file,
             name=filename,

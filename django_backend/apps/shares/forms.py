@@ -26,8 +26,10 @@ class ShareForm(forms.Form):
     """The upload page. Ranges are checked again by the service (the API shares them)."""
 
     file = forms.FileField(
-        allow_empty_file=True,
-        error_messages={"required": "Choose a file to share."},
+        error_messages={
+            "required": "Choose a file to share.",
+            "empty": "The file is empty (0 bytes): there is nothing to share.",
+        },
     )
     expires_in = forms.TypedChoiceField(coerce=int, label="Expires after")
     max_downloads = forms.IntegerField(

@@ -59,6 +59,8 @@ class Command(BaseCommand):
             if not password:
                 raise CommandError("--password-stdin was given but standard input was empty.")
         size = path.stat().st_size
+        if not size:
+            raise CommandError(f"{path} is empty (0 bytes): there is nothing to share.")
         show_progress = options["verbosity"] >= 1 and size >= PROGRESS_THRESHOLD
         with (
             path.open("rb") as handle,
