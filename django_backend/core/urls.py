@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from apps.accounts.views import rate_limit_logins
 from apps.common import views as common_views
@@ -16,12 +16,16 @@ for outage in DATABASE_OUTAGES:
 
 urlpatterns = [
     path("", include("apps.shares.urls")),
+    path("api/v1", common_views.api_index),
+    path("api/v1/", common_views.api_index, name="api-index"),
     path("api/v1/", include("apps.uploads.urls")),
     path("api/v1/", api.urls),
     path("account/", include("apps.accounts.urls")),
     path("health/", common_views.health, name="health"),
     path("health/ready/", common_views.ready, name="ready"),
     path("admin/", admin.site.urls),
+    # Last: any other path under /api/ is the API's JSON 404, debug on or off.
+    re_path(r"^api/(?P<path>.*)$", common_views.api_not_found),
 ]
 
 handler400 = "apps.common.views.bad_request"

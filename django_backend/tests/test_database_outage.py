@@ -149,6 +149,7 @@ def assert_unavailable(call: Call, response: requests.Response) -> None:
     if call.json:
         assert response.headers["Content-Type"] == "application/json", call.name
         assert response.json()["error"]["code"] == "unavailable", call.name
+        assert response.text.endswith("}\n"), call.name
     else:
         assert response.headers["Content-Type"].startswith("text/html"), call.name
         assert UNAVAILABLE in response.text, call.name

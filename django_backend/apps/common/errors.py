@@ -1,9 +1,10 @@
 """One way to answer an error: a JSON error object under /api/, an HTML page elsewhere."""
 
+import json
 import logging
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from .exceptions import ServiceError, Unavailable
@@ -25,6 +26,19 @@ TITLES = {
     503: "Unavailable",
 }
 
+# The error code of a status, for an error response made by the framework rather than by us.
+CODES = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid",
+    410: "gone",
+    413: "too_large",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
 # What Django raises when the database cannot be reached (refused, timed out, dropped
 # mid-query, shutting down); is_database_outage() tells these from the same classes raised
 # by a bug, such as SQLite's "no such table".
@@ -43,6 +57,11 @@ def wants_json(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+def json_response(body: dict, *, status: int = 200) -> HttpResponse:
+    """JSON ending with a newline, as a terminal shows it after `curl`."""
+    return HttpResponse(json.dumps(body) + "\n", status=status, content_type="application/json")
+
+
 def error_response(
     request: HttpRequest,
     *,
@@ -58,7 +77,7 @@ def error_response(
     session from the database: the page for a database outage must render without it.
     """
     if wants_json(request):
-        return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+        return json_response({"error": {"code": code, "message": message}}, status=status)
     context = {
         "status": status,
         "title": TITLES.get(status, "Error"),

@@ -6,6 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from log_request_id.middleware import RequestIDMiddleware as BaseRequestIDMiddleware
 
 from .errors import (
+    CODES,
+    TITLES,
     database_unavailable_response,
     error_response,
     is_database_outage,
@@ -31,8 +33,11 @@ class RequestIDMiddleware(BaseRequestIDMiddleware):
 class ApiErrorShapeMiddleware:
     """Give the API's framework-made errors the contract's JSON shape.
 
-    django-ninja answers a method it has no operation for (405) by itself, as plain text;
-    every API error must be `{"error": {"code", "message"}}`.
+    Every error under /api/ must be `{"error": {"code", "message"}}`, debug on or off; what
+    the framework answers by itself is not: django-ninja's 405 for a method it has no
+    operation for (plain text), Django's debug pages (a 404 listing every URL, a 500
+    traceback), ninja's traceback in debug. Any error response there that is not JSON is
+    replaced by the error object for its status.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -41,19 +46,30 @@ class ApiErrorShapeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            response.status_code == 405
-            and wants_json(request)
-            and not response.get("Content-Type", "").startswith("application/json")
+            response.status_code < 400
+            or not wants_json(request)
+            or response.get("Content-Type", "").startswith("application/json")
         ):
+            return response
+        status = response.status_code
+        if status == 405:
             allowed = response.get("Allow", "")
-            response = error_response(
-                request,
-                status=405,
-                code="invalid",
-                message=f"{request.method} is not allowed here; use {allowed}.",
-            )
-            response["Allow"] = allowed
-        return response
+            message = f"{request.method} is not allowed here; use {allowed}."
+        elif status == 404:
+            message = "There is nothing at this address. The API is described at /api/v1/docs."
+        else:
+            message = f"{TITLES.get(status, 'Error')}."
+        replacement = error_response(
+            request,
+            status=status,
+            code=CODES.get(status, "server_error" if status >= 500 else "invalid"),
+            message=message,
+        )
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                replacement[header] = response[header]
+        response.close()
+        return replacement
 
 
 class ServiceErrorMiddleware:

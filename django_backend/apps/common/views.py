@@ -1,13 +1,19 @@
-"""Health checks and the project's error pages."""
+"""Health checks, the project's error pages, and the API's index and unknown paths."""
 
 import logging
 import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from .errors import database_unavailable_response, error_response, is_database_outage
+from .errors import (
+    database_unavailable_response,
+    error_response,
+    is_database_outage,
+    json_response,
+)
 from .health import run_checks
 
 logger = logging.getLogger(__name__)
@@ -74,4 +80,29 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         message=(
             "The form had expired or came from another site. Please reload the page and try again."
         ),
+    )
+
+
+@require_safe
+def api_index(request: HttpRequest) -> HttpResponse:
+    """/api/v1 and /api/v1/: where the API is described."""
+    return json_response(
+        {
+            "name": "OneTimeShare API",
+            "version": "1",
+            "openapi": request.build_absolute_uri("/api/v1/openapi.json"),
+            "docs": request.build_absolute_uri("/api/v1/docs"),
+        }
+    )
+
+
+@csrf_exempt  # it does nothing: an unknown path is a 404, whatever the method
+def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Every other path under /api/: the JSON 404, also with debug on, where Django would
+    answer its HTML page listing every URL."""
+    return error_response(
+        request,
+        status=404,
+        code="not_found",
+        message="There is nothing at this address. The API is described at /api/v1/docs.",
     )

@@ -166,6 +166,7 @@ def test_server_error_answers_an_outage_under_api_with_the_json_error(refused):
 
     assert response.status_code == 503
     assert response["Content-Type"] == "application/json"
+    assert response.content.endswith(b"}\n")
     body = json.loads(response.content)
     assert body["error"]["code"] == "unavailable"
 
