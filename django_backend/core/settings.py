@@ -63,6 +63,8 @@ ALLOW_ANONYMOUS_UPLOADS = env.boolean("ALLOW_ANONYMOUS_UPLOADS", True)
 USER_QUOTA_BYTES = env.size("USER_QUOTA_BYTES", 0, minimum=0)
 
 MIDDLEWARE = [
+    # Outermost: HEAD gets the final headers of GET, without the body.
+    "apps.common.middleware.HeadWithoutBodyMiddleware",
     "apps.common.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -94,3 +94,29 @@ class ServiceErrorMiddleware:
         if is_database_outage(exception):
             return database_unavailable_response(request, exception)
         return None
+
+
+class HeadWithoutBodyMiddleware:
+    """Answer HEAD with the headers GET would send, and no body.
+
+    Django leaves stripping the body to the server; gunicorn drops it but logs a warning
+    for every such response, and link-preview bots send HEAD all day. Outermost in
+    MIDDLEWARE, so that it sees the final response and its final Content-Length.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method != "HEAD":
+            return response
+        if response.streaming:
+            # The file stays open until the server closes the response, as for GET; its
+            # Content-Length (set by FileResponse) is kept.
+            response.streaming_content = []
+        else:
+            if not response.has_header("Content-Length"):
+                response.headers["Content-Length"] = str(len(response.content))
+            response.content = b""
+        return response
