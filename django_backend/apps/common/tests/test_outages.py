@@ -5,6 +5,10 @@ production (DEBUG off, behind a TLS proxy), with one dependency made unreachable
 a closed port for PostgreSQL or Redis, a MEDIA_ROOT below a regular file, or a local server
 that accepts connections and never answers (a hung dependency). The subprocess drives the
 app with Django's test client and prints what it saw as JSON for the assertions here.
+
+That readiness answers although a dependency hangs is shown by its checks giving up on their
+own (PostgreSQL's connect_timeout, the checks' CHECK_TIMEOUT), never by a clock. The whole
+site during a database or broker outage, through gunicorn, is in tests/test_*_outage.py.
 """
 
 import base64
@@ -21,15 +25,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-# Readiness must answer even when a dependency hangs: the checks give up after about 2 s
-# (PostgreSQL's connect_timeout; 1.5 s for the others). The bound leaves 1.5 s of slack for a
-# loaded machine; it is a functional limit on the timeouts, not a benchmark.
-READINESS_BOUND = 3.5
+CACHE_GAVE_UP = "ConnectionError: the cache did not return what was stored"
 CLOSED_PORT = 1  # nothing listens on tcpmux: connections are refused at once
 CONTENT = b"sent while Redis was down\n" + bytes(range(256))
 
 PROBE = r"""
-import base64, json, os, sys, time
+import base64, json, os, sys
 
 import django
 
@@ -45,13 +46,8 @@ out = {}
 if steps.get("migrate"):
     call_command("migrate", verbosity=0)
 if steps.get("ready"):
-    started = time.monotonic()
     response = client.get("/health/ready/")
-    out["ready"] = {
-        "status": response.status_code,
-        "seconds": time.monotonic() - started,
-        "body": response.json(),
-    }
+    out["ready"] = {"status": response.status_code, "body": response.json()}
 if "upload" in steps:
     content = base64.b64decode(steps["upload"])
     upload = client.post("/api/v1/shares", {"file": SimpleUploadedFile("notes.bin", content)})
@@ -195,16 +191,26 @@ def test_readiness_answers_503_naming_storage_when_media_root_is_below_a_file(ou
     "scenario",
     ["database refused", "database hangs", "redis refused", "redis hangs", "storage unusable"],
 )
-def test_readiness_answers_within_the_bound_whatever_fails(outcomes, scenario):
+def test_readiness_answers_503_whatever_fails(outcomes, scenario):
     outcome = outcomes[scenario]
 
     assert outcome.ready["status"] == 503
-    assert outcome.ready["seconds"] < READINESS_BOUND, outcome.ready["body"]["checks"]
+    assert outcome.ready["body"]["status"] == "fail"
 
 
-def test_readiness_names_a_hung_dependency(outcomes):
-    assert outcomes["database hangs"].failing == {"database"}
-    assert outcomes["redis hangs"].failing == {"cache", "broker"}
+def test_readiness_names_a_hung_dependency_and_gives_up_on_it(outcomes):
+    database = outcomes["database hangs"]
+    redis = outcomes["redis hangs"]
+
+    assert database.failing == {"database"}
+    # Given up by PostgreSQL's connect_timeout, not waited for.
+    assert "timeout" in database.ready["body"]["checks"]["database"]["error"]
+    assert redis.failing == {"cache", "broker"}
+    # Given up by the checks' own deadline (or the client's socket timeout, whichever is
+    # first): the cache's client gives up after 0.5 s and says it got nothing back.
+    checks = redis.ready["body"]["checks"]
+    assert "timeout" in checks["broker"]["error"].replace("timed out", "timeout").lower()
+    assert checks["cache"]["error"] in {"timed out", CACHE_GAVE_UP}
 
 
 def test_upload_and_download_succeed_while_redis_refuses(outcomes):
