@@ -9,6 +9,7 @@ the command ends, the terminal goes back to make's group and an interrupted run 
 a clean stop.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,18 +29,15 @@ def main(command: list[str]) -> int:
     job = subprocess.Popen(command, process_group=0)  # noqa: S603 - the command make gave us
     # Changing the terminal's foreground group from a background group raises SIGTTOU.
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    try:
+    # OSError: the job ended already, or the terminal went away: nothing to hand over.
+    with contextlib.suppress(OSError):
         os.tcsetpgrp(terminal, job.pid)
-    except OSError:
-        pass  # the job ended already, or the terminal went away: nothing to hand over
     # Still in make's group: a Ctrl-C that reaches us before the hand-over must not kill
     # us while the job runs; the job decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     returncode = job.wait()
-    try:
+    with contextlib.suppress(OSError):
         os.tcsetpgrp(terminal, make_group)
-    except OSError:
-        pass
     return 0 if returncode in STOPPED else returncode
 
 
