@@ -139,14 +139,18 @@ class _Local:
     def finalize(upload: Upload) -> None:
         staged = Path(default_storage.path(upload.staging_name))
         stored = Path(default_storage.path(upload.storage_name))
+        if not staged.exists():
+            if stored.exists():
+                return  # moved by a completion that died before it was recorded
+            raise UploadBytesLost()
         try:
             stored.parent.mkdir(parents=True, exist_ok=True)
             # A rename on the media filesystem; file_move_safe copies only if MEDIA_ROOT
             # spans filesystems.
             file_move_safe(str(staged), str(stored))
-        except FileNotFoundError:
-            if not stored.exists():
-                raise UploadBytesLost() from None
+            # The reconciler spares a file with no row for RECONCILE_GRACE_SECONDS after its
+            # last change; a rename keeps the time of the last PATCH, maybe hours ago.
+            os.utime(stored)
         except OSError as exc:
             logger.error("Could not move upload %s into storage: %s", upload.pk, exc)
             raise StorageUnavailable() from exc
