@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import File, Form, NinjaAPI, Path, Schema, Status, UploadedFile
 from ninja.errors import HttpError, ValidationError
+from ninja.renderers import JSONRenderer
 
 from apps.accounts.auth import request_user
 from apps.common import ratelimits
@@ -23,13 +24,31 @@ from .clients import actor_from_request
 from .downloads import download_request
 from .exceptions import InvalidShareOption
 from .filenames import clean_filename
-from .links import manage_url, share_url
+from .links import absolute_url, manage_url, share_url
 from .models import Share
 from .services import lifecycle
 from .tokens import share_token_for
 from .uploads import refuse_empty, spool_request_body
 
-api = NinjaAPI(
+
+class NewlineJSONRenderer(JSONRenderer):
+    """JSON that ends with a newline, as the error replies do: `curl` output then leaves
+    the shell prompt on a line of its own."""
+
+    def render(self, request: HttpRequest, data: object, *, response_status: int) -> str:
+        return super().render(request, data, response_status=response_status) + "\n"
+
+
+class ShareAPI(NinjaAPI):
+    """The API, whose OpenAPI document states the rules the services enforce."""
+
+    def get_openapi_schema(self, **kwargs) -> dict:
+        schema = super().get_openapi_schema(**kwargs)
+        _state_the_rules(schema)
+        return schema
+
+
+api = ShareAPI(
     title="OneTimeShare API",
     version="1",
     description=(
@@ -38,7 +57,81 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     openapi_url="/openapi.json",
     docs_url="/docs",
+    renderer=NewlineJSONRenderer(),
 )
+
+
+def _upload_rules() -> dict[str, dict]:
+    """The upload options as the services check them, from the settings in force now (a
+    schema fixed at import would keep the values of whatever settings came first)."""
+    return {
+        "expires_in": {
+            "type": "integer",
+            "minimum": settings.MIN_EXPIRES_IN,
+            "maximum": settings.MAX_EXPIRES_IN,
+            "default": settings.DEFAULT_EXPIRES_IN,
+            "description": "Seconds until the link expires.",
+        },
+        "max_downloads": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": settings.MAX_DOWNLOADS_LIMIT,
+            "default": 1,
+            "description": "Downloads the link allows.",
+        },
+        "password": {
+            "type": "string",
+            "maxLength": lifecycle.MAX_PASSWORD_LENGTH,
+            "default": "",
+            "description": "Optional: the recipient must send it to download.",
+        },
+    }
+
+
+def _file_rule() -> str:
+    return (
+        f"The file: not empty, at most {settings.MAX_UPLOAD_SIZE} bytes (413 `too_large` beyond)."
+    )
+
+
+def _state_the_rules(schema: dict) -> None:
+    """Write the services' ranges, lengths and defaults into the generated document.
+
+    django-ninja documents types only: the ranges are checked by the services (one set of
+    rules for the API and the upload page) and depend on settings, so they are stated here,
+    each time the document is generated.
+    """
+    # ninja's operation ids are the view's module and name: "apps_shares_api_create_share".
+    prefix = __name__.replace(".", "_") + "_"
+    operations = {
+        operation["operationId"].removeprefix(prefix): operation
+        for methods in schema["paths"].values()
+        for operation in methods.values()
+        if operation.get("operationId", "").startswith(prefix)
+    }
+    rules = _upload_rules()
+    multipart = operations["create_share"]["requestBody"]["content"]["multipart/form-data"]
+    fields = multipart["schema"]
+    if "$ref" in fields:
+        fields = schema["components"]["schemas"][fields["$ref"].rsplit("/", 1)[1]]
+    for name, rule in rules.items():
+        fields["properties"][name] = {"title": fields["properties"][name].get("title"), **rule}
+    fields["properties"]["file"]["description"] = _file_rule()
+
+    put = operations["put_share"]
+    put["requestBody"]["description"] = _file_rule()
+    _set_parameter_rules(put, rules)
+    _set_parameter_rules(
+        operations["list_shares"],
+        {"limit": {"type": "integer", "minimum": 1, "maximum": selectors.PAGE_LIMIT_MAX}},
+    )
+
+
+def _set_parameter_rules(operation: dict, rules: dict[str, dict]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query" and parameter["name"] in rules:
+            parameter["schema"] = {**parameter["schema"], **rules[parameter["name"]]}
+            parameter["schema"].pop("anyOf", None)  # "or null": not a value a query can send
 
 
 class ErrorDetail(Schema):
@@ -173,8 +266,8 @@ def create_share(
     max_downloads: Form[int] = 1,
     password: Form[str] = "",
 ):
-    """`expires_in` in seconds (default DEFAULT_EXPIRES_IN), `max_downloads` 1 to 100.
-    Anonymous, or as a user with `Authorization: Bearer <token>`."""
+    """The options' ranges and defaults are those of the server's settings, as this
+    document states them. Anonymous, or as a user with `Authorization: Bearer <token>`."""
     owner = _uploader(request)
     ratelimits.count(request, "upload")
     refuse_empty(file)
@@ -239,6 +332,40 @@ def put_share(
     finally:
         file.close()
     return Status(201, _share_out(request, created.share, created.manage_token))
+
+
+# `curl -T - URL/api/v1/shares/` (from a pipe) and a hand-written PUT have no file name to
+# append; ninja alone would answer "PUT is not allowed here", which helps nobody.
+@api.put("/shares", include_in_schema=False)
+def put_without_a_name(request: HttpRequest) -> HttpResponse:
+    example = absolute_url(request, "/api/v1/shares/")
+    response = error_response(
+        request,
+        status=405,
+        code="invalid",
+        message=(
+            "PUT needs the file's name in the URL: PUT /api/v1/shares/<filename>, "
+            f"for example `curl -T report.pdf {example}` (curl appends the name to a URL "
+            f"ending in /; from a pipe, name it: `curl -T - {example}report.pdf`). "
+            "Or POST /api/v1/shares as multipart with a `file` field."
+        ),
+    )
+    response["Allow"] = "GET, POST"
+    return response
+
+
+@api.api_operation(
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], "/shares/", include_in_schema=False
+)
+def shares_with_a_slash(request: HttpRequest) -> HttpResponse:
+    if request.method == "PUT":
+        return put_without_a_name(request)
+    return error_response(
+        request,
+        status=404,
+        code="not_found",
+        message="There is nothing at /api/v1/shares/: the list and uploads are at /api/v1/shares.",
+    )
 
 
 @api.get(

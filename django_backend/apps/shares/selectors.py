@@ -15,6 +15,7 @@ from .models import Share, ShareEvent
 from .tokens import token_hash
 
 MAX_ROW_ID = 2**63 - 1  # the largest primary key any supported database stores
+PAGE_LIMIT_MAX = 100  # shares per page of an owner's list, at most
 
 
 def share_get(*, share_token: str) -> Share:
@@ -97,8 +98,8 @@ def shares_of_owner(
     A cursor (the last row's creation time and id) rather than page numbers: pages stay
     stable while new shares arrive, and the query is an index range scan at any depth.
     """
-    if not 1 <= limit <= 100:
-        raise InvalidShareOption("limit", "must be between 1 and 100.")
+    if not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise InvalidShareOption("limit", f"must be between 1 and {PAGE_LIMIT_MAX}.")
     shares = Share.objects.filter(owner=owner).order_by("-created_at", "-pk")
     if after:
         created_at, pk = _decode_cursor(after)
