@@ -4,13 +4,16 @@ axe is injected as an inline script, which the site's CSP forbids (no inline scr
 these contexts bypass the CSP, and only these.
 """
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from tests.support.browser import Server, create_share
+from tests.support.browser import Server, create_share, upload_through_page
+
+from .accounts import sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +46,7 @@ def test_main_pages_have_no_serious_accessibility_violations(
     server: Server,
     axe_script: Path,
     color_scheme: str,
+    tmp_path: Path,
 ) -> None:
     share = create_share(server, b"accessible to all\n", "notes.txt")
     used = create_share(server, b"already fetched\n", "fetched.txt")
@@ -60,4 +64,20 @@ def test_main_pages_have_no_serious_accessibility_violations(
         response = page.goto(url)
         assert response is not None and response.status in {200, 410}, (label, response)
         report += [f"{label}: {line}" for line in serious_violations(page, axe_script)]
+
+    # The account's pages: My shares, one share of the owner's, a new API token.
+    sign_up(page)
+    owned = tmp_path / "owned.txt"
+    owned.write_text("owned\n")
+    upload_through_page(page, owned)
+    page.goto("/account/shares/")
+    report += [f"my shares: {line}" for line in serious_violations(page, axe_script)]
+    page.get_by_role("link", name="owned.txt").click()
+    page.wait_for_url(re.compile(r"/account/shares/\d+/$"))
+    report += [f"owner page: {line}" for line in serious_violations(page, axe_script)]
+    page.goto("/account/tokens/")
+    page.locator("#id_name").fill("script")
+    page.get_by_role("button", name="Create a token").click()
+    page.locator("#token-created").wait_for()
+    report += [f"new token: {line}" for line in serious_violations(page, axe_script)]
     assert report == [], f"{color_scheme} scheme:\n" + "\n".join(report)
