@@ -41,7 +41,12 @@ def assert_json_error(response, status: int, code: str) -> dict:
 def test_an_unknown_api_path_is_the_json_404(client, debug, path, method):
     response = getattr(client, method)(path)
 
-    body = assert_json_error(response, 404, "not_found")
+    assert_json_error(response, 404, "not_found")
+
+
+def test_the_404_of_an_unknown_api_path_points_at_the_docs(client, debug):
+    body = assert_json_error(client.get("/api/v1/nothing"), 404, "not_found")
+
     assert "/api/v1/docs" in body["error"]["message"]
 
 
