@@ -61,6 +61,13 @@ LOGOUT_REDIRECT_URL = "shares:upload"
 ALLOW_ANONYMOUS_UPLOADS = env.boolean("ALLOW_ANONYMOUS_UPLOADS", True)
 # Bytes of active shares one user may hold at once; 0 means no quota.
 USER_QUOTA_BYTES = env.size("USER_QUOTA_BYTES", 0, minimum=0)
+# A claim opens a download session: the file may be fetched again, in ranges (a browser's
+# Resume, `curl -C -`), for this many seconds, at most DOWNLOAD_SESSION_MAX_REQUESTS at
+# once and about twice the file's size in all.
+DOWNLOAD_SESSION_TTL = env.integer("DOWNLOAD_SESSION_TTL", 3600, minimum=60, maximum=7 * 86400)
+DOWNLOAD_SESSION_MAX_REQUESTS = env.integer(
+    "DOWNLOAD_SESSION_MAX_REQUESTS", 4, minimum=1, maximum=32
+)
 
 MIDDLEWARE = [
     # Outermost: HEAD gets the final headers of GET, without the body.

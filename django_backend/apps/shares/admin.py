@@ -300,7 +300,11 @@ class ShareAdmin(ModerationMixin, admin.ModelAdmin):
     @admin.action(description="Purge bytes now", permissions=["moderate"])
     def purge(self, request, queryset) -> None:
         selected = list(queryset.only("pk", "size"))
-        purged = [share for share in selected if lifecycle.share_purge(share_id=share.pk)]
+        purged = [
+            share
+            for share in selected
+            if lifecycle.share_purge(share_id=share.pk, end_sessions=True)
+        ]
         freed = filesizeformat(sum(share.size for share in purged))
         skipped = len(selected) - len(purged)
         self.report(

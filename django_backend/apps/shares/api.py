@@ -21,7 +21,7 @@ from apps.common.exceptions import NotAuthenticated, ServiceError
 
 from . import selectors
 from .clients import actor_from_request
-from .downloads import download_request
+from .downloads import claim_and_stream
 from .exceptions import InvalidShareOption
 from .filenames import clean_filename
 from .links import absolute_url, manage_url, share_url
@@ -434,8 +434,9 @@ def _password_from(request: HttpRequest) -> str:
 )
 def download_share(request: HttpRequest, token: str):
     """Counts as a download the moment it starts. 401/403 on a missing or wrong password
-    consume nothing."""
-    return download_request(request, share_token=token, password=_password_from(request))
+    consume nothing. `Content-Location` names the download session's URL: for its window
+    (DOWNLOAD_SESSION_TTL), GET it with `Range` to resume a download that broke off."""
+    return claim_and_stream(request, share_token=token, password=_password_from(request))
 
 
 @api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")

@@ -217,6 +217,10 @@ class ShareEvent(models.Model):
         DOWNLOAD_STARTED = "download_started", "download started"
         DOWNLOAD_COMPLETED = "download_completed", "download completed"
         DOWNLOAD_BROKEN_OFF = "download_broken_off", "download broken off"
+        DOWNLOAD_WINDOW_CLOSED = (
+            "download_window_closed",
+            "download window closed before every byte was served",
+        )
         WRONG_PASSWORD = "wrong_password", "wrong password"
         REVOKED = "revoked"
         EXPIRED = "expired"
@@ -243,6 +247,46 @@ class ShareEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class DownloadSession(models.Model):
+    """The window a claim opens for the one who took the download: the file may be fetched
+    again, in ranges, until every byte was served once, within DOWNLOAD_SESSION_TTL and
+    about twice the file's size. The token is stored hashed, like the share's."""
+
+    share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="download_sessions")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    # Bytes sent or being sent: each request reserves its range first, then settles.
+    bytes_served = models.PositiveBigIntegerField(default=0)
+    # The byte ranges sent at least once, merged: [[start, end), ...].
+    served_ranges = models.JSONField(default=list)
+    # The requests being served now, {lease id: start time}; a lease left by a process
+    # that died ends with the session.
+    open_requests = models.JSONField(default=dict)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Who claimed it, for the timeline entries written when it ends.
+    agent = models.CharField(max_length=64, blank=True)
+    client = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        indexes = [
+            # The purge job ends the sessions whose window has passed.
+            models.Index(
+                fields=["expires_at"],
+                name="downloadsession_live_expiry",
+                condition=Q(ended_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Download session of share {self.share_id}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.ended_at is None and timezone.now() < self.expires_at
 
 
 class AbuseReport(models.Model):

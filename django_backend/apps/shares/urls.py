@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.upload, name="upload"),
     re_path(rf"^s/(?P<share_token>{TOKEN_PATTERN})$", views.landing, name="landing"),
     re_path(rf"^s/(?P<share_token>{TOKEN_PATTERN})/report$", views.report, name="report"),
+    re_path(rf"^d/(?P<session_token>{TOKEN_PATTERN})$", views.session, name="session"),
     re_path(rf"^m/(?P<manage_token>{TOKEN_PATTERN})$", views.manage, name="manage"),
     re_path(rf"^m/(?P<manage_token>{TOKEN_PATTERN})/revoke$", views.revoke, name="revoke"),
     # A logged-in sender's own shares, under the account's pages.

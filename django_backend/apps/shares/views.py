@@ -22,7 +22,7 @@ from apps.common.decorators import secret_url
 
 from . import selectors
 from .clients import actor_from_request
-from .downloads import download_request
+from .downloads import claim_request, serve_session
 from .exceptions import InvalidShareOption, PasswordRequired, ShareError, WrongPassword
 from .forms import DownloadForm, ReportForm, ShareForm
 from .links import manage_url, qr_svg, share_url
@@ -93,16 +93,29 @@ def landing(request: HttpRequest, share_token: str) -> HttpResponse:
 
 
 def download(request: HttpRequest, share_token: str) -> HttpResponse:
+    """Take one download, then send the browser to the download session it opened, whose
+    URL serves the file in ranges: the browser's own Resume works there."""
     form = DownloadForm(request.POST)
     try:
-        return download_request(
-            request, share_token=share_token, password=form.data.get("password", "")
+        claimed = claim_request(
+            request,
+            share_token=share_token,
+            password=form.data.get("password", ""),
+            open_bytes=False,
         )
     except (PasswordRequired, WrongPassword) as exc:
         # Nothing was consumed: show the page again with the message, as a 403.
         form.add_error("password", exc.message)
         share = selectors.share_get(share_token=share_token)
         return _landing(request, share, form, status=403)
+    return _see_other(reverse("shares:session", args=[claimed.session_token]))
+
+
+@secret_url
+@require_safe
+def session(request: HttpRequest, session_token: str) -> HttpResponse:
+    """The download session: the file, or the range asked for; never counts a download."""
+    return serve_session(request, session_token)
 
 
 @csrf_exempt  # authorized by the token in the URL, like the Download form

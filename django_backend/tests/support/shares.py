@@ -3,6 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
+from django.test import Client
 from django.utils import timezone
 
 from apps.shares.models import Share
@@ -26,3 +27,16 @@ def end_share(share: Share, how: str) -> None:
         "revoked": {"revoked_at": now},
     }[how]
     Share.objects.filter(pk=share.pk).update(**changes)
+
+
+def page_download(client: Client, path: str, data: dict | None = None, **extra: object):
+    """Press Download on a share's page as a browser does: POST, and if the claim succeeded
+    follow its 303 to the download session, whose (streaming) response is returned. Any
+    other answer to the POST (403 with the password form, 404, 410, 429) is returned as is.
+    """
+    response = client.post(path, data or {}, **extra)
+    location = response.headers.get("Location", "")
+    if response.status_code == 303 and location.startswith("/d/"):
+        extra.pop("HTTP_ORIGIN", None)
+        return client.get(location, **extra)
+    return response

@@ -1,5 +1,6 @@
 """A share's life: create, claim a download, revoke, purge its bytes."""
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.files import File
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import Case, F, Sum, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -187,10 +188,102 @@ def check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
 
 def share_open(*, share_token: str, actor: Actor) -> Share:
     """The share behind a link, recorded in the timeline as the page being opened (never a
-    download)."""
-    share = share_get(share_token=share_token)
-    share_event_record(share, ShareEvent.Kind.OPENED, actor)
+    download).
+
+    The landing page is what every recipient and every link-preview bot opens: this is the
+    service's hottest path. It runs two statements written once per process (read the
+    share by its token hash, insert the event) rather than building them through the ORM
+    on every request, which cost more CPU than the database's own work (bench/landing.py,
+    docs/benchmarks.md). Whether a share may be shown is decided as everywhere else:
+    Share.is_available on the loaded row, then share_get, which raises the error that says
+    why not.
+    """
+    share = _share_by_token_hash(token_hash(share_token))
+    if share is None or not share.is_available:
+        # Unknown or no longer downloadable: share_get raises ShareNotFound or the
+        # ShareGone that says why. Should it return (released from review meanwhile),
+        # the share is opened after all.
+        share = share_get(share_token=share_token)
+    _record_opened(share, actor)
     return share
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """SQL written once per process from a model's metadata, for one kind of database. It
+    runs through Django's cursor, so that error mapping, query logging and the tests'
+    query capture apply as to any query."""
+
+    sql: str
+    fields: list[models.Field]
+    # (position, the column, its converters): what the ORM applies to fetched values, the
+    # backend's (SQLite returns times as text) and the field's own.
+    converters: list[tuple[int, models.Expression, list]]
+
+    @functools.cached_property
+    def attnames(self) -> list[str]:
+        return [field.attname for field in self.fields]
+
+
+@functools.cache
+def _share_by_hash_statement(vendor: str) -> _Statement:
+    quote = connection.ops.quote_name
+    fields = list(Share._meta.concrete_fields)
+    columns = ", ".join(quote(field.column) for field in fields)
+    token_column = quote(Share._meta.get_field("share_token_hash").column)
+    sql = f"SELECT {columns} FROM {quote(Share._meta.db_table)} WHERE {token_column} = %s"  # noqa: S608 - identifiers from the model
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(Share._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((position, column, found))
+    return _Statement(sql=sql, fields=fields, converters=converters)
+
+
+def _share_by_token_hash(share_token_hash: str) -> Share | None:
+    """The share with this token hash, whatever its status, or None."""
+    statement = _share_by_hash_statement(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, [share_token_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for position, column, converters in statement.converters:
+        for converter in converters:
+            values[position] = converter(values[position], column, connection)
+    return Share.from_db(connection.alias, statement.attnames, values)
+
+
+@functools.cache
+def _opened_event_statement(vendor: str) -> _Statement:
+    quote = connection.ops.quote_name
+    fields = [field for field in ShareEvent._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(ShareEvent._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608 - identifiers from the model
+    return _Statement(sql=sql, fields=fields, converters=[])
+
+
+def _record_opened(share: Share, actor: Actor) -> None:
+    """The row share_event_record writes, inserted as Model.save() inserts it (each field's
+    pre_save and database preparation) without what save() adds around the INSERT: no
+    signal listens to ShareEvent, and nothing reads the new row's id."""
+    statement = _opened_event_statement(connection.vendor)
+    event = ShareEvent(
+        share_id=share.pk,
+        kind=ShareEvent.Kind.OPENED,
+        agent=actor.agent[:64],
+        is_bot=actor.is_bot,
+        client=actor.client,
+    )
+    params = [
+        field.get_db_prep_save(field.pre_save(event, add=True), connection)
+        for field in statement.fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, params)
 
 
 def share_check_password(*, share: Share, password: str, actor: Actor = SYSTEM) -> None:
@@ -317,17 +410,20 @@ def share_revoke(*, share_id: int, actor: Actor = SYSTEM) -> Share:
     return share
 
 
-def share_purge(*, share_id: int) -> bool:
+def share_purge(*, share_id: int, end_sessions: bool = False) -> bool:
     """Delete the bytes of an ended share and mark it purged. Idempotent.
 
     Returns whether bytes were deleted now. Bytes of a share that can still be downloaded,
-    or that an operator holds for review, are never touched.
+    or that an operator holds for review, are never touched; nor, unless `end_sessions`
+    (an operator's "purge now"), those a live download session may still fetch.
     """
     share = Share.objects.filter(pk=share_id).first()
     if share is None or share.purged_at is not None or share.quarantined_at is not None:
         return False
     if share.status == Share.Status.ACTIVE:
         return False
+    if end_sessions:
+        share.download_sessions.filter(ended_at__isnull=True).update(ended_at=timezone.now())
     if share.revoked_at is None and share_has_live_session(share):
         return False  # the one who claimed it may still fetch it; the purge job ends it
     if not storage.delete_bytes(share.storage_name):

@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from .. import storage, uploads
 from ..clients import Actor
-from ..models import AbuseReport, JobRun, Share, ShareEvent, ShareQuerySet
+from ..models import AbuseReport, DownloadSession, JobRun, Share, ShareEvent, ShareQuerySet
 from .events import share_event_record
 from .lifecycle import share_purge
+from .sessions import sessions_end_expired
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ def shares_purge(*, dry_run: bool = False) -> PurgeResult:
     It costs what its work costs: shares are read and rows deleted in batches of
     PURGE_BATCH_SIZE through indexes, never loaded as a whole (see _delete_past_retention).
     """
+    if not dry_run:
+        # First end the download sessions whose window closed: their shares' bytes were
+        # kept for them and are purgeable from now on.
+        sessions_end_expired()
     shares = total_bytes = 0
     # A share used up moments ago may still be on its way out: with nginx offload, nginx
     # opens the file after the app has answered. Its own purge task, sent with the claim,
@@ -96,14 +101,15 @@ def _delete_past_retention(cutoff: datetime, batch_size: int = PURGE_BATCH_SIZE)
 
     Not `Share.objects.filter(...).delete()`: Django's collector loads every share it
     deletes, every column, all at once, to cascade to their events and reports in Python;
-    a backlog of 33,000 rows took 5 s and 151 MiB that way. Here each batch is four
+    a backlog of 33,000 rows took 5 s and 151 MiB that way. Here each batch is five
     statements: the batch's ids (through the share_purged_at index), then one DELETE each
-    for events, reports and shares. Events and reports go by their querysets' delete(),
+    for events, reports, download sessions and shares. The first three go by their
+    querysets' delete(),
     which Django runs as a single DELETE because nothing cascades from them and no signal
     listens (test_maintenance_cost fails should that change); the shares, from which
     events and reports cascade, by a DELETE on their primary keys (`_delete_by_pk`).
 
-    ON DELETE CASCADE in the database would save two statements, but Django 5.2 cannot
+    ON DELETE CASCADE in the database would save three statements, but Django 5.2 cannot
     declare it (no db_on_delete), and adding it by hand would need a table rebuild on
     SQLite and leave the two databases behaving differently.
     """
@@ -119,6 +125,7 @@ def _delete_past_retention(cutoff: datetime, batch_size: int = PURGE_BATCH_SIZE)
                 return deleted
             ShareEvent.objects.filter(share_id__in=share_ids).delete()
             AbuseReport.objects.filter(share_id__in=share_ids).delete()
+            DownloadSession.objects.filter(share_id__in=share_ids).delete()
             deleted += _delete_by_pk(Share, share_ids)
         if len(share_ids) < batch_size:
             return deleted

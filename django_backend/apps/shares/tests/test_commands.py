@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.shares import storage
 from apps.shares.models import Share
 from apps.shares.services import lifecycle, moderation
-from tests.support.shares import end_share, stored_files
+from tests.support.shares import end_share, page_download, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -82,18 +82,18 @@ def test_create_share_prints_two_links_that_work(client, report, media_root):
     assert landing.status_code == 200
     assert b"report.pdf" in landing.content
     assert client.get(manage_path).status_code == 200
-    download = client.post(share_path)
+    download = page_download(client, share_path)
     assert download.status_code == 200
     assert body_of(download) == CONTENT
-    assert client.post(share_path).status_code == 410
+    assert page_download(client, share_path).status_code == 410
 
 
 def test_create_share_with_max_downloads_serves_that_many(client, report):
     stdout, _ = run("create_share", str(report), "--max-downloads", "2")
 
     share_path, _ = printed_links(stdout)
-    assert [body_of(client.post(share_path)) for _ in range(2)] == [CONTENT, CONTENT]
-    assert client.post(share_path).status_code == 410
+    assert [body_of(page_download(client, share_path)) for _ in range(2)] == [CONTENT, CONTENT]
+    assert page_download(client, share_path).status_code == 410
 
 
 def test_create_share_with_expires_in_sets_the_lifetime(report):
@@ -110,9 +110,9 @@ def test_create_share_with_password_stdin_protects_the_download(client, report, 
 
     share_path, _ = printed_links(stdout)
     assert Share.objects.get().password.startswith("argon2")
-    assert client.post(share_path).status_code == 403
-    assert client.post(share_path, {"password": "wrong"}).status_code == 403
-    download = client.post(share_path, {"password": "correct horse"})
+    assert page_download(client, share_path).status_code == 403
+    assert page_download(client, share_path, {"password": "wrong"}).status_code == 403
+    download = page_download(client, share_path, {"password": "correct horse"})
     assert download.status_code == 200
     assert body_of(download) == CONTENT
 

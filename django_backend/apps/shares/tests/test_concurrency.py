@@ -3,7 +3,8 @@
 Every racer goes through the whole stack (URL, view, service, database, storage) with its
 own connection; a barrier releases them at the same instant. The suite runs on PostgreSQL
 and on SQLite, so both guarantees are proven: the row lock of the conditional UPDATE on
-PostgreSQL, SQLite's write lock on the other.
+PostgreSQL, SQLite's write lock on the other. The page's racers follow the claim's
+redirect to their download session, as a browser does.
 """
 
 import threading
@@ -14,6 +15,7 @@ from django.db import connections
 from django.test import Client
 
 from apps.shares.models import Share
+from tests.support.shares import page_download
 
 
 def race(url: str, racers: int) -> list[tuple[int, bytes]]:
@@ -27,7 +29,7 @@ def race(url: str, racers: int) -> list[tuple[int, bytes]]:
         try:
             client = Client()
             barrier.wait(timeout=30)
-            response = client.post(url)
+            response = page_download(client, url)
             body = b"".join(response.streaming_content) if response.streaming else response.content
             response.close()
             with lock:
@@ -88,3 +90,47 @@ def test_bytes_are_deleted_once_the_last_racer_finishes(make_share, media_root):
     assert [p.name for p in stored_files(media_root)] == [
         Share.objects.exclude(pk=share.pk).get().storage_name.split("/")[-1]
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resumes_of_a_session_racing_new_claims_take_no_extra_download(make_share):
+    created = make_share(b"0123456789" * 100, max_downloads=3)
+    first = Client().post(f"/api/v1/shares/{created.share_token}/download")
+    session_url = first.headers["Content-Location"]
+    first.close()  # broken off before a byte was read: the session stays open
+    barrier = threading.Barrier(24)
+    outcomes: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def resume() -> None:
+        client = Client()
+        barrier.wait(timeout=30)
+        response = client.get(session_url, HTTP_RANGE="bytes=500-")
+        body = b"".join(response.streaming_content) if response.streaming else b""
+        with lock:
+            outcomes.append(("resume", response.status_code))
+            assert response.status_code != 206 or body == (b"0123456789" * 100)[500:]
+        connections.close_all()
+
+    def claim() -> None:
+        client = Client()
+        barrier.wait(timeout=30)
+        response = client.post(f"/api/v1/shares/{created.share_token}/download")
+        if response.streaming:
+            b"".join(response.streaming_content)
+        with lock:
+            outcomes.append(("claim", response.status_code))
+        connections.close_all()
+
+    threads = [threading.Thread(target=resume) for _ in range(4)]
+    threads += [threading.Thread(target=claim) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    claims = Counter(status for kind, status in outcomes if kind == "claim")
+    resumes = Counter(status for kind, status in outcomes if kind == "resume")
+    assert claims == {200: 2, 410: 18}
+    assert resumes == {206: 4}
+    assert Share.objects.get().downloads == 3

@@ -5,7 +5,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from apps.shares.models import Share
-from tests.support.shares import stored_files
+from tests.support.shares import page_download, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ class RecordingFileWrapper:
 @pytest.mark.django_db(transaction=True)
 def test_a_local_download_reaches_the_wsgi_servers_file_wrapper_unwrapped(make_share, media_root):
     created = make_share(b"sent by the kernel", name="fast.bin")
-    environ = RequestFactory().post(f"/s/{created.share_token}").environ
+    environ = RequestFactory().post(f"/api/v1/shares/{created.share_token}/download").environ
     environ["wsgi.file_wrapper"] = RecordingFileWrapper
     statuses = []
 
@@ -52,7 +52,7 @@ def test_with_nginx_offload_the_app_sends_headers_and_no_bytes(client, make_shar
     created = make_share(b"sent by nginx", name="report.pdf")
     storage_name = created.share.storage_name
 
-    response = client.post(f"/s/{created.share_token}")
+    response = page_download(client, f"/s/{created.share_token}")
 
     assert response.status_code == 200
     assert response.content == b""
@@ -63,7 +63,7 @@ def test_with_nginx_offload_the_app_sends_headers_and_no_bytes(client, make_shar
     assert response.headers["Content-Security-Policy"].startswith("sandbox")
     share = Share.objects.get()
     assert share.downloads == 1
-    assert client.post(f"/s/{created.share_token}").status_code == 410
+    assert page_download(client, f"/s/{created.share_token}").status_code == 410
 
 
 def test_with_nginx_offload_missing_bytes_count_nothing(client, make_share, settings, media_root):
@@ -71,7 +71,7 @@ def test_with_nginx_offload_missing_bytes_count_nothing(client, make_share, sett
     created = make_share(b"lost")
     (media_root / created.share.storage_name).unlink()
 
-    response = client.post(f"/s/{created.share_token}")
+    response = page_download(client, f"/s/{created.share_token}")
 
     assert response.status_code == 410
     assert Share.objects.get().downloads == 0

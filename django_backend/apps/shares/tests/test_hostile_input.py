@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils.html import escape
 
 from tests.support.api import assert_api_error
-from tests.support.shares import stored_files
+from tests.support.shares import page_download, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +210,7 @@ def check_hostile_upload(
     url = (
         f"/s/{share_token}" if channel == "html-form" else f"/api/v1/shares/{share_token}/download"
     )
-    response = client.post(url)
+    response = page_download(client, url)
     assert response.status_code == 200
     assert_safe_attachment(response, name)
     assert body_of(response) == CONTENT
@@ -286,7 +286,7 @@ def test_browser_style_utf8_filename_keeps_the_name(client):
     manage_token = response["Location"].rsplit("/", 1)[-1]
     manage = client.get(f"/api/v1/manage/{manage_token}").json()
     assert manage["name"] == "отчёт 2026.pdf"
-    download = client.post(f"/s/{manage['token']}")
+    download = page_download(client, f"/s/{manage['token']}")
     assert download.status_code == 200
     assert_safe_attachment(download, "отчёт 2026.pdf")
     assert body_of(download) == CONTENT

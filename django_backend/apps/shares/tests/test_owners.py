@@ -9,6 +9,7 @@ from django.test import Client
 from apps.accounts.models import ApiToken, User
 from apps.accounts.services import api_token_create
 from apps.shares.models import Share
+from tests.support.shares import page_download
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a long and unusual passphrase 42"
@@ -235,7 +236,7 @@ def test_the_owner_page_shows_status_timeline_and_revoke_but_no_link(client, ali
 
 def test_the_owner_page_shows_a_delivered_share_as_delivered_without_revoke(client, alice):
     created = owner_upload(client, alice)
-    b"".join(client.post(f"/s/{created['token']}").streaming_content)
+    b"".join(page_download(client, f"/s/{created['token']}").streaming_content)
     client.force_login(alice)
 
     html = client.get(f"/account/shares/{Share.objects.get().pk}/").content.decode()

@@ -17,6 +17,7 @@ from django.http import HttpResponseBase
 from django.test import Client
 
 from apps.shares.models import AbuseReport, Share, ShareEvent
+from tests.support import shares as support_shares
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +113,7 @@ def api_download(client: Client, share_token: str, **extra: object) -> HttpRespo
 
 
 def page_download(client: Client, share_token: str, **extra: object) -> HttpResponseBase:
-    return client.post(f"/s/{share_token}", **extra)
+    return support_shares.page_download(client, f"/s/{share_token}", **extra)
 
 
 DOWNLOADS = [

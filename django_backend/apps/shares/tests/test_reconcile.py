@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from apps.shares import storage
 from apps.shares.models import JobRun, Share, ShareEvent
 from apps.shares.services import maintenance
-from tests.support.shares import stored_files
+from tests.support.shares import page_download, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_download_of_a_share_whose_file_was_lost_answers_410_and_counts_nothing(
     lose_file(media_root, created.share)
 
     api = client.post(f"/api/v1/shares/{created.share_token}/download")
-    page = client.post(f"/s/{created.share_token}")
+    page = page_download(client, f"/s/{created.share_token}")
 
     assert api.status_code == 410
     assert api.json()["error"]["code"] == "gone"
@@ -114,7 +114,7 @@ def test_share_whose_file_was_lost_is_marked_purged_and_its_links_answer_410(
     assert intact.purged_at is None
     token = created.share_token
     assert client.get(f"/s/{token}").status_code == 410
-    assert client.post(f"/s/{token}").status_code == 410
+    assert page_download(client, f"/s/{token}").status_code == 410
     download = client.post(f"/api/v1/shares/{token}/download")
     assert download.status_code == 410
     assert download.json()["error"]["code"] == "gone"

@@ -149,7 +149,7 @@ def test_purge_never_deletes_the_bytes_of_an_available_share(make_share, media_r
 
 def test_purge_is_idempotent_once_the_bytes_are_gone(make_share, media_root):
     created = make_share()
-    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+    end_share(created.share, "consumed")
 
     assert lifecycle.share_purge(share_id=created.share.pk) is True
     assert lifecycle.share_purge(share_id=created.share.pk) is False
@@ -163,12 +163,31 @@ def test_create_from_a_file_without_a_precomputed_hash_hashes_it(db):
     assert created.share.sha256 == hashlib.sha256(content).hexdigest()
 
 
-def test_the_purge_job_gives_a_last_download_its_grace_before_deleting(make_share, settings):
+def test_the_purge_job_keeps_a_claimed_file_for_its_download_session_then_deletes_it(
+    make_share, settings
+):
+    # The one who claimed it may resume until the window closes (or every byte was served).
+    settings.DOWNLOAD_SESSION_TTL = 600
+    created = make_share()
+    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+
+    assert maintenance.shares_purge().shares == 0
+    with time_machine.travel(timezone.now() + timedelta(seconds=599)):
+        assert maintenance.shares_purge().shares == 0
+    with time_machine.travel(timezone.now() + timedelta(seconds=601)):
+        assert maintenance.shares_purge().shares == 1
+    share = Share.objects.get()
+    assert share.purged_at is not None
+    kinds = list(share.events.values_list("kind", flat=True))
+    assert kinds[-2:] == ["download_window_closed", "purged"]
+
+
+def test_the_purge_job_gives_a_last_download_without_a_session_its_grace(make_share, settings):
     # With nginx offload, nginx opens the file after the app has answered; the job must not
     # delete it in between. The share's own task does, PURGE_AFTER_LAST_DOWNLOAD later.
     settings.PURGE_AFTER_LAST_DOWNLOAD = 30
     created = make_share()
-    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+    Share.objects.filter(pk=created.share.pk).update(downloads=1, consumed_at=timezone.now())
 
     assert maintenance.shares_purge().shares == 0
     with time_machine.travel(timezone.now() + timedelta(seconds=31)):

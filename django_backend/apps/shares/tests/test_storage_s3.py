@@ -22,6 +22,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import time_machine
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,9 +35,10 @@ from django.test import Client
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
-from apps.shares.downloads import download_response
+from apps.shares.downloads import claim_and_stream
 from apps.shares.models import Share, ShareEvent
 from apps.shares.services import lifecycle, maintenance
+from tests.support.shares import page_download
 
 pytestmark = pytest.mark.django_db
 
@@ -301,13 +303,16 @@ def test_download_streams_the_object_body_from_s3_and_then_deletes_it(client, bu
     ]
 
 
-def test_download_response_reads_the_get_objects_body_not_a_copy_of_the_object(bucket, make_share):
+def test_download_response_reads_the_get_objects_body_not_a_copy_of_the_object(
+    bucket, make_share, rf
+):
     # Called below the test client, which re-wraps streaming_content and so drops
     # FileResponse.file_to_stream.
     content = secrets.token_bytes(6 * MIB)
     created = make_share(content, name="video.bin")
 
-    response = download_response(share_token=created.share_token, password="")
+    request = rf.post(f"/api/v1/shares/{created.share_token}/download")
+    response = claim_and_stream(request, share_token=created.share_token, password="")
 
     try:
         # The body of the GET itself: django-storages' S3File would first copy the whole
@@ -352,7 +357,9 @@ def test_shares_purge_deletes_objects_of_ended_shares_and_keeps_active_ones(
     active = make_share(b"still wanted").share
     settings.PURGE_AFTER_LAST_DOWNLOAD = 0  # no grace for a last download here
     consumed = make_share(b"downloaded once")
-    lifecycle.share_claim(share_token=consumed.share_token, open_bytes=False)
+    with time_machine.travel(timezone.now() - timedelta(seconds=settings.DOWNLOAD_SESSION_TTL)):
+        # Claimed a download session's window ago: the window has closed.
+        lifecycle.share_claim(share_token=consumed.share_token, open_bytes=False)
     expired = make_share(b"too late").share
     Share.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # Revoked, but its bytes were not deleted then (storage was down, say).
@@ -487,5 +494,8 @@ def test_a_racer_that_finds_the_object_gone_gets_410_not_503(client, bucket, mak
         s3.get_object(Bucket=default_storage.bucket_name, Key="shares/" + "0" * 32)
 
     assert storage_says_missing(missing.value)
-    assert b"".join(client.post(f"/s/{created.share_token}").streaming_content) == b"one time"
-    assert client.post(f"/s/{created.share_token}").status_code == 410
+    assert (
+        b"".join(page_download(client, f"/s/{created.share_token}").streaming_content)
+        == b"one time"
+    )
+    assert page_download(client, f"/s/{created.share_token}").status_code == 410

@@ -179,8 +179,10 @@ def test_last_claim_has_the_worker_purge_the_bytes_after_the_countdown_without_a
     make_share, media_root, settings
 ):
     # The response deletes the bytes when it closes; here there is none (nginx sends the
-    # file, or the process died), and the task the claim enqueued is what deletes them.
+    # file, or the process died), and the task the claim enqueued is what deletes them,
+    # once the download session's window has closed too.
     settings.PURGE_AFTER_LAST_DOWNLOAD = 1
+    settings.DOWNLOAD_SESSION_TTL = 1
     created = make_share(b"one time only", max_downloads=1)
 
     lifecycle.share_claim(share_token=created.share_token, open_bytes=False)

@@ -15,7 +15,7 @@ from django.test import Client
 from apps.shares.clients import client_fingerprint, describe_user_agent
 from apps.shares.models import AbuseReport, Share, ShareEvent
 from apps.shares.services import maintenance, moderation
-from tests.support.shares import stored_files
+from tests.support.shares import page_download, stored_files
 
 NOW = datetime(2030, 3, 1, 12, 0, 0, tzinfo=UTC)
 CONTENT = b"Draft contract, version 3.\n"
@@ -125,7 +125,7 @@ def download(client: Client, share_token: str, **extra: object) -> tuple[int, by
     """POST the Download form; the status and the whole body. Reading a streamed body to
     the end makes the test client close the response as a WSGI server would, which is when
     the download is recorded as completed."""
-    response = client.post(f"/s/{share_token}", **extra)
+    response = page_download(client, f"/s/{share_token}", **extra)
     if response.streaming:
         return response.status_code, b"".join(response.streaming_content)
     return response.status_code, response.content
@@ -378,7 +378,7 @@ def test_a_held_share_answers_a_neutral_410_keeps_its_bytes_and_counts_nothing(
     api = client.get(f"/api/v1/shares/{share_token}")
     assert api.status_code == 410
     assert api.json() == {"error": {"code": "gone", "message": "This link is not available."}}
-    refused = client.post(f"/s/{share_token}")
+    refused = page_download(client, f"/s/{share_token}")
     assert refused.status_code == 410
     assert not refused.streaming
     api_refused = client.post(f"/api/v1/shares/{share_token}/download")

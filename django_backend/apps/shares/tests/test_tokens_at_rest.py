@@ -4,12 +4,14 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from tests.support.shares import page_download
+
 
 @pytest.mark.django_db
 def test_no_table_holds_an_issued_share_or_manage_token(make_share, client: Client):
     issued = [make_share(password="pw"), make_share(max_downloads=3)]
     api = client.post("/api/v1/shares", {"file": _file()}).json()
-    b"".join(client.post(f"/s/{issued[1].share_token}").streaming_content)
+    b"".join(page_download(client, f"/s/{issued[1].share_token}").streaming_content)
     client.get(f"/m/{issued[0].manage_token}")
     tokens = [t for c in issued for t in (c.share_token, c.manage_token)]
     tokens += [api["token"], api["manage_token"]]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.shares.models import Share
 from apps.shares.services import moderation
-from tests.support.shares import stored_files
+from tests.support.shares import page_download, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +109,7 @@ def test_landing_page_shows_what_the_file_is(client, make_share):
 def test_download_streams_an_attachment_then_the_link_answers_410(client, make_share, media_root):
     created = make_share(b"<html><script>alert(1)</script></html>", name="page.html")
 
-    response = client.post(f"/s/{created.share_token}")
+    response = page_download(client, f"/s/{created.share_token}")
 
     assert response.status_code == 200
     assert response.streaming
@@ -124,7 +124,7 @@ def test_download_streams_an_attachment_then_the_link_answers_410(client, make_s
     assert stored_files(media_root) == []
     assert Share.objects.get().purged_at is not None
 
-    again = client.post(f"/s/{created.share_token}")
+    again = page_download(client, f"/s/{created.share_token}")
     assert again.status_code == 410
     assert "already been downloaded" in again.content.decode()
     assert client.get(f"/s/{created.share_token}").status_code == 410
@@ -136,7 +136,7 @@ def test_download_form_works_when_the_browser_sends_origin_null(make_share):
     created = make_share(b"bytes")
     client = Client(enforce_csrf_checks=True)
 
-    response = client.post(f"/s/{created.share_token}", HTTP_ORIGIN="null")
+    response = page_download(client, f"/s/{created.share_token}", HTTP_ORIGIN="null")
 
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"bytes"
@@ -155,7 +155,7 @@ def test_wrong_or_missing_password_shows_a_403_page_and_consumes_nothing(client,
     assert "The password is wrong." in wrong.content.decode()
     assert_secret_page_headers(wrong)
     assert Share.objects.get().downloads == 0
-    right = client.post(url, {"password": "open sesame"})
+    right = page_download(client, url, {"password": "open sesame"})
     assert right.status_code == 200
     assert b"".join(right.streaming_content) == b"locked"
 
@@ -187,7 +187,7 @@ def test_manage_page_refreshes_itself_only_while_the_share_is_active(client, mak
     created = make_share()
     assert 'http-equiv="refresh"' in client.get(f"/m/{created.manage_token}").content.decode()
 
-    b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+    b"".join(page_download(client, f"/s/{created.share_token}").streaming_content)
 
     html = client.get(f"/m/{created.manage_token}").content.decode()
     assert 'http-equiv="refresh"' not in html
@@ -215,7 +215,7 @@ def gone(client: Client, share_token: str) -> tuple[str, str]:
 
 def test_a_downloaded_share_says_so_and_to_tell_the_sender_if_it_was_not_you(client, make_share):
     created = make_share()
-    b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+    b"".join(page_download(client, f"/s/{created.share_token}").streaming_content)
 
     heading, message = gone(client, created.share_token)
 
@@ -227,7 +227,7 @@ def test_a_downloaded_share_says_so_and_to_tell_the_sender_if_it_was_not_you(cli
 def test_a_share_downloaded_as_often_as_allowed_says_how_often(client, make_share):
     created = make_share(max_downloads=2)
     for _ in range(2):
-        b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+        b"".join(page_download(client, f"/s/{created.share_token}").streaming_content)
 
     _, message = gone(client, created.share_token)
 
@@ -295,7 +295,7 @@ def test_the_landing_page_says_only_a_started_download_counts(client, make_share
 
 def test_a_delivered_share_reads_as_delivered_on_the_manage_page(client, make_share):
     created = make_share()
-    b"".join(client.post(f"/s/{created.share_token}").streaming_content)
+    b"".join(page_download(client, f"/s/{created.share_token}").streaming_content)
 
     html = client.get(f"/m/{created.manage_token}").content.decode()
 
