@@ -68,7 +68,8 @@ class ApiErrorShapeMiddleware:
         for header in ("Allow", "Retry-After"):
             if header in response:
                 replacement[header] = response[header]
-        response.close()
+        # Not response.close(): that would signal the end of the request (closing its
+        # database connection) while it still runs; an error page holds no file to close.
         return replacement
 
 
