@@ -210,7 +210,11 @@ def stale_spools_remove(*, older_than: datetime, dry_run: bool = False) -> Spool
     files = total_bytes = 0
     try:
         entries = list(os.scandir(spool_dir()))
-    except FileNotFoundError:
+    except FileNotFoundError:  # no upload yet
+        return SpoolSweep(files=0, bytes=0)
+    except OSError as exc:
+        # Not for the sweep to stop start-up or the reconciler: uploads will say it (503).
+        logger.warning("Could not look into the upload spool %s: %s", spool_dir(), exc)
         return SpoolSweep(files=0, bytes=0)
     for entry in entries:
         if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(SPOOL_SUFFIX)):

@@ -199,12 +199,21 @@ def test_reconcile_dry_run_counts_stale_spools_and_keeps_them(upload_tmp):
 
 
 @pytest.mark.django_db
-def test_reconcile_without_a_spool_directory_finds_nothing(settings, tmp_path):
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "never-created")
+@pytest.mark.parametrize("spool", ["never-created", "a-regular-file"])
+def test_reconcile_without_a_usable_spool_directory_finds_nothing_and_goes_on(
+    settings, tmp_path, make_share, spool
+):
+    """Neither the reconciler nor the start-up step stops over the spool directory."""
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / spool)
+    if spool == "a-regular-file":
+        (tmp_path / spool).write_bytes(b"")
+    lost = make_share(b"lost").share
+    (Path(settings.MEDIA_ROOT) / lost.storage_name).unlink()
 
     result = maintenance.storage_reconcile(grace=0)
 
     assert (result.stale_spools, result.stale_spool_bytes) == (0, 0)
+    assert result.missing_files == 1
 
 
 # --- a spool directory that cannot be used --------------------------------------------
