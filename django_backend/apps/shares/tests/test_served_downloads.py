@@ -12,6 +12,7 @@ import json
 import secrets
 import socket
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +122,54 @@ def test_a_download_cut_off_midway_is_recorded_as_broken_off(served):
     assert "download_completed" not in timeline(served, share["token"]), timeline(
         served, share["token"]
     )
+
+
+def test_curl_resumes_a_download_cut_off_midway_within_its_session(served, tmp_path):
+    payload = secrets.token_bytes(LARGE)
+    share = upload(served, payload)
+    request = (
+        f"POST /api/v1/shares/{share['token']}/download HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{served.port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    received = b""
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.settimeout(30)
+        client.connect(("127.0.0.1", served.port))
+        client.sendall(request.encode())
+        while len(received) < 1024 * 1024:
+            received += client.recv(65536)
+        # The connection drops: a reset with most of the file unsent.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    head, _, body_start = received.partition(b"\r\n\r\n")
+    headers = dict(
+        line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line
+    )
+    partial = tmp_path / "payload.bin"
+    partial.write_bytes(body_start)
+
+    resumed = subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--continue-at",
+            "-",
+            "--output",
+            str(partial),
+            headers["Content-Location"],
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert hashlib.sha256(partial.read_bytes()).digest() == hashlib.sha256(payload).digest()
+    served.processes.wait_until(
+        "the download's end in the timeline",
+        lambda: "download_completed" in timeline(served, share["token"]),
+        timeout=30,
+    )
+    assert timeline(served, share["token"])[-2:] == ["download_completed", "purged"]
