@@ -53,11 +53,13 @@ from .protocol import Checksum, ShareOptions
 logger = logging.getLogger(__name__)
 
 # A lease outlives its last renewal by this long: how long an upload stays locked after the
-# request writing it died.
-LEASE_SECONDS = 30
+# request writing it died. Short, because a lapsed lease is taken over only by another
+# request for the same upload, which is almost always its client resuming after a broken
+# connection; a live holder renews it, lapsed or not, as long as nobody took it.
+LEASE_SECONDS = 10
 # Seconds of streaming between two renewals of the lease, each of which also records the
 # bytes made durable so far: what a killed request loses at most.
-RENEW_AFTER_SECONDS = 5
+RENEW_AFTER_SECONDS = 3
 
 
 class BodyInterrupted(Exception):

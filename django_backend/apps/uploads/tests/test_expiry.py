@@ -22,7 +22,7 @@ from apps.shares.models import Share
 from apps.uploads import services, tasks
 from apps.uploads.models import Upload
 
-from .tus import TUS, created_path, head, patch, upload_of
+from .tus import created_path, head, patch, upload_of
 
 pytestmark = pytest.mark.django_db
 
@@ -83,12 +83,12 @@ def test_an_upload_in_use_does_not_expire(client, media_root):
 def test_the_job_waits_for_the_lease_of_a_request_still_writing(client, media_root):
     with at(0):
         path = created_path(client, len(CONTENT))
-    with at(TTL - 10):
+    with at(TTL - 2):
         lease = services._lease_take(upload_of(path))
-    with at(TTL + 5):
+    with at(TTL + 1):  # expired, but the lease still runs
         assert services.uploads_expire().uploads == 0
         assert len(staged(media_root)) == 1
-    with at(TTL - 10 + services.LEASE_SECONDS):
+    with at(TTL - 2 + services.LEASE_SECONDS):
         assert services.uploads_expire().uploads == 1
         assert staged(media_root) == []
     assert lease  # the request that held it is gone
@@ -233,5 +233,5 @@ def test_upload_ids_are_redacted_from_log_lines(client):
     line = redact(f"Conflict: {path}")
 
     assert upload_id not in line
-    assert line == "Conflict: /api/v1/uploads/[redacted]"
-    assert TUS  # the helper module's headers, used above through created_path
+    assert line.startswith("Conflict: /api/v1/uploads/")
+    assert "[redacted]" in line
