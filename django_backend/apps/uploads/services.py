@@ -366,7 +366,8 @@ def _receive(
                 raise InvalidUploadHeader(
                     "body", f"ended after {received} bytes; none were kept (Upload-Checksum)."
                 )
-            _record(upload, lease, writer.finish(final=False))
+            # A chunked body may break off after its last byte: then that was the last part.
+            _record(upload, lease, writer.finish(final=start + received == upload.length))
             raise InvalidUploadHeader(
                 "body", f"ended after {received} bytes, which were kept: resume at {upload.offset}."
             )

@@ -21,43 +21,12 @@ from apps.uploads.exceptions import UploadConflict
 from apps.uploads.staging import Progress
 from tests.support.api import assert_api_error
 
-from .tus import OFFSET_STREAM, TUS, created_path, head, patch, upload_of
+from .tus import DEADLINE, OFFSET_STREAM, TUS, HeldBody, created_path, head, patch, upload_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HALF = b"first half of the file, " * 4000
 SECOND = b"and the second half. " * 4000
-DEADLINE = 30.0  # seconds a test waits for a thread to get somewhere: a failure, not a sleep
-
-
-class HeldBody:
-    """A request body (wsgi.input) that gives out its first `hold_at` bytes, then waits for
-    `release` before the rest, or raises `fail_with` there instead."""
-
-    def __init__(self, content: bytes, hold_at: int, fail_with: Exception | None = None):
-        self.content = content
-        self.hold_at = hold_at
-        self.position = 0
-        self.fail_with = fail_with
-        self.holding = threading.Event()
-        self.release = threading.Event()
-
-    def read(self, size: int = -1) -> bytes:
-        if self.position == self.hold_at:
-            self.holding.set()
-            if not self.release.wait(DEADLINE):
-                raise TimeoutError("the test never released the body")
-            if self.fail_with is not None:
-                raise self.fail_with
-        end = len(self.content) if size < 0 else self.position + size
-        if self.position < self.hold_at:
-            end = min(end, self.hold_at)
-        chunk = self.content[self.position : end]
-        self.position += len(chunk)
-        return chunk
-
-    def readline(self, size: int = -1) -> bytes:  # Django's LimitedStream wants one
-        return self.read(size)
 
 
 def patch_with_body(path: str, offset: int, body: HeldBody, length: int, results: dict) -> None:

@@ -21,7 +21,17 @@ from apps.uploads import services
 from apps.uploads.models import Upload
 from tests.support.api import assert_api_error
 
-from .tus import TUS, checksum, create, created_path, head, patch, upload_of
+from .tus import (
+    OFFSET_STREAM,
+    TUS,
+    HeldBody,
+    checksum,
+    create,
+    created_path,
+    head,
+    patch,
+    upload_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +187,27 @@ def test_multipart_uploads_no_upload_names_are_aborted_once_old(client, bucket, 
     assert left["UploadId"] == upload_of(path).s3_upload_id
     assert left["UploadId"] != orphan["UploadId"]
     assert bucket.object_keys() == []
+
+
+def test_a_chunked_body_that_breaks_off_after_its_last_byte_completes_whole(client, bucket):
+    content = secrets.token_bytes(6 * MIB + 7)
+    path = created_path(client, len(content))
+    # Every byte arrives, then the chunked framing breaks (no terminating chunk).
+    body = HeldBody(content, hold_at=len(content), fail_with=OSError("connection reset"))
+    body.release.set()
+
+    response = client.generic(
+        "PATCH",
+        path,
+        headers={**TUS, "Upload-Offset": "0"},
+        CONTENT_TYPE=OFFSET_STREAM,
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": body},
+    )
+
+    assert_api_error(response, 400, "invalid")
+    assert head(client, path)["Upload-Offset"] == str(len(content))
+    status = client.get(path).json()
+    assert status["status"] == "complete"
+    assert status["share"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert bucket.read(Share.objects.get().storage_name) == content

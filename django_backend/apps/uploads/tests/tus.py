@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import threading
 from urllib.parse import urlsplit
 
 from django.http import HttpResponseBase
@@ -13,6 +14,7 @@ from apps.uploads.models import Upload
 CREATE_URL = "/api/v1/uploads/"
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"
+DEADLINE = 30.0  # seconds a test waits for a thread to get somewhere: a failure, not a sleep
 
 
 def encode_metadata(**values: str) -> str:
@@ -84,3 +86,33 @@ def checksum(algorithm: str, content: bytes) -> str:
 def upload_of(path: str) -> Upload:
     """The row behind an upload URL's path."""
     return Upload.objects.get(id_hash=token_hash(path.rsplit("/", 1)[-1]))
+
+
+class HeldBody:
+    """A request body (wsgi.input) that gives out its first `hold_at` bytes, then waits for
+    `release` before the rest, or raises `fail_with` there instead."""
+
+    def __init__(self, content: bytes, hold_at: int, fail_with: Exception | None = None):
+        self.content = content
+        self.hold_at = hold_at
+        self.position = 0
+        self.fail_with = fail_with
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        if self.position == self.hold_at:
+            self.holding.set()
+            if not self.release.wait(DEADLINE):
+                raise TimeoutError("the test never released the body")
+            if self.fail_with is not None:
+                raise self.fail_with
+        end = len(self.content) if size < 0 else self.position + size
+        if self.position < self.hold_at:
+            end = min(end, self.hold_at)
+        chunk = self.content[self.position : end]
+        self.position += len(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:  # Django's LimitedStream wants one
+        return self.read(size)
