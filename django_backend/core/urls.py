@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.i18n import JavaScriptCatalog, set_language
 
 from apps.accounts.views import rate_limit_logins
 from apps.common import views as common_views
@@ -24,6 +25,17 @@ urlpatterns = [
     path("health/", common_views.health, name="health"),
     path("health/ready/", common_views.ready, name="ready"),
     path("admin/", admin.site.urls),
+    # The language switcher's form (pages whose forms may post); see
+    # apps.common.middleware.LocaleMiddleware for the others.
+    path("i18n/setlang/", set_language, name="set_language"),
+    # The scripts' messages in the page's language, loaded as a script file (the CSP allows
+    # no inline script). Only this project's catalogue (LOCALE_PATHS), not the admin's: a
+    # package without translations of its own selects none but LOCALE_PATHS.
+    path(
+        "jsi18n/",
+        JavaScriptCatalog.as_view(packages=["apps.common"]),
+        name="javascript-catalog",
+    ),
     # Last: any other path under /api/ is the API's JSON 404, debug on or off.
     re_path(r"^api/(?P<path>.*)$", common_views.api_not_found),
 ]

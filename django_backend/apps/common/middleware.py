@@ -2,7 +2,12 @@ import re
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
+from django.utils import translation
+from django.utils.cache import add_never_cache_headers
+from django.utils.encoding import escape_uri_path
+from django.utils.http import url_has_allowed_host_and_scheme
 from log_request_id.middleware import RequestIDMiddleware as BaseRequestIDMiddleware
 
 from .errors import (
@@ -121,3 +126,73 @@ class HeadWithoutBodyMiddleware:
                 response.headers["Content-Length"] = str(len(response.content))
             response.content = b""
         return response
+
+
+# `?lang=de` on any page: the language switcher of the pages it cannot post a form from.
+LANGUAGE_PARAMETER = "lang"
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Django's LocaleMiddleware (the language cookie, else Accept-Language), and three more
+    things.
+
+    - Under /api/ the language is always LANGUAGE_CODE: API messages stay English, whatever
+      the client's Accept-Language, and carry no Content-Language or Vary for it.
+    - `GET <page>?lang=xx` stores xx in the language cookie and sends the browser back to the
+      same address without the parameter. This is the switcher on the share pages: their
+      no-referrer policy makes a browser post forms from them with `Origin: null`, which
+      fails the CSRF check of Django's set_language (design.md §3). A language cookie is a
+      preference, not an action worth forging. There is no `next` to follow: the redirect
+      is to the path just asked for, so it cannot lead elsewhere.
+    - After the response the thread's language goes back to LANGUAGE_CODE, so that whatever
+      a later request renders before it reaches this middleware is not in another reader's
+      language.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if wants_json(request):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = translation.get_language()
+            return None
+        super().process_request(request)
+        if request.method == "GET" and LANGUAGE_PARAMETER in request.GET:
+            return self._switch_language(request, request.GET[LANGUAGE_PARAMETER])
+        return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        try:
+            if wants_json(request):
+                return response
+            return super().process_response(request, response)
+        finally:
+            translation.deactivate()
+
+    def _switch_language(self, request: HttpRequest, language: str) -> HttpResponse:
+        query = request.GET.copy()
+        del query[LANGUAGE_PARAMETER]
+        target = escape_uri_path(request.path)
+        if query:
+            target += "?" + query.urlencode()
+        # A path such as //example.com would be read by the browser as another host.
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts=set()):
+            target = "/"
+        response = HttpResponseRedirect(target)
+        response.status_code = 303
+        if language in dict(settings.LANGUAGES):
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        # The address may carry a share's secret: neither cached nor sent on as a Referer.
+        add_never_cache_headers(response)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
