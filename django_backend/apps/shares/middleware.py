@@ -3,12 +3,13 @@
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 
 from apps.common.errors import service_error_response
 from apps.common.exceptions import ServiceError
 
-from .uploads import too_large_error, upload_was_too_large
+from .exceptions import InvalidShareOption
+from .uploads import discard_spooled, too_large_error, upload_was_too_large
 
 # Room for the multipart boundaries and the small form fields around the file.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -39,7 +40,16 @@ class UploadLimitMiddleware:
                 try:
                     request.POST  # noqa: B018 - parse now, through the size-limiting handler
                 except ServiceError as exc:  # the spool could not be written
+                    discard_spooled(request)
                     return service_error_response(request, exc)
+                except UnreadablePostError:
+                    # The client hung up mid-body: nobody reads this answer, but it is an
+                    # ordinary 400, not a 500 with a traceback.
+                    discard_spooled(request)
+                    return service_error_response(
+                        request,
+                        InvalidShareOption("body", "ended before the upload was complete."),
+                    )
                 if upload_was_too_large(request):
                     return service_error_response(request, too_large_error())
         return self.get_response(request)

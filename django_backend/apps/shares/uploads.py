@@ -108,6 +108,11 @@ class ShareUploadHandler(FileUploadHandler):
             logger.error("Could not write an upload to its spool file: %s", exc)
             raise StorageUnavailable() from exc
 
+    def upload_interrupted(self) -> None:
+        # The body ended before the file did (the client hung up): delete what it sent now.
+        if hasattr(self, "file"):
+            self.file.close()
+
     def file_complete(self, file_size: int) -> TemporaryUploadedFile:
         self.file.seek(0)
         self.file.size = file_size
@@ -122,6 +127,14 @@ def refuse_empty(file: UploadedFile) -> None:
     """InvalidShareOption for a 0-byte upload: a link to nothing would only puzzle."""
     if not file.size:
         raise InvalidShareOption("file", EMPTY_FILE_MESSAGE)
+
+
+def discard_spooled(request: HttpRequest) -> None:
+    """Close (so delete) the spool files of a multipart upload whose parsing failed, rather
+    than leave them to garbage collection, which a traceback's reference cycle delays."""
+    for handler in getattr(request, "_upload_handlers", None) or ():
+        if isinstance(handler, ShareUploadHandler) and hasattr(handler, "file"):
+            handler.file.close()
 
 
 def upload_was_too_large(request: HttpRequest) -> bool:

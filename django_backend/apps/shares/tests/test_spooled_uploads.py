@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,6 +132,24 @@ def test_spool_of_an_upload_still_being_received_is_never_removed(app_server):
     assert created["sha256"] == hashlib.sha256(content).hexdigest()
     assert created["size"] == TOTAL
     assert not spool.exists()
+
+
+@pytest.mark.parametrize("how", ["put", "multipart"])
+@pytest.mark.parametrize("hang_up", ["close", "reset"])
+def test_an_upload_the_client_abandons_leaves_no_spool_file_and_no_traceback(
+    app_server, how, hang_up
+):
+    """The browser's Cancel, a killed curl: the worker lives on and deletes the spool file
+    itself, at once rather than whenever garbage collection gets to it."""
+    log_before = len(app_server.log_text())
+    with half_sent_upload(app_server, how) as (connection, spool):
+        if hang_up == "reset":
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            connection.shutdown(socket.SHUT_WR)
+
+    wait_until("the abandoned upload's spool file to go", lambda: not spool.exists(), DEADLINE)
+    assert "Traceback" not in app_server.log_text()[log_before:]
 
 
 def test_start_up_removes_stale_spools_of_a_killed_server_and_keeps_young_ones(
