@@ -12,6 +12,7 @@ database and email URLs).
 
 import re
 from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,18 @@ def string_list(name: str, default: Sequence[str]) -> list[str]:
     if not value:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def networks(name: str) -> list[IPv4Network | IPv6Network]:
+    """Comma-separated addresses or networks in CIDR notation (10.0.0.0/8, ::1); an
+    address is a network of one. Empty: none."""
+    value = _read(name, "")
+    try:
+        return [ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"{name} must be addresses or networks (CIDR), comma-separated: {exc}"
+        ) from None
 
 
 def path(name: str, default: Path) -> Path:

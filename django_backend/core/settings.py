@@ -9,6 +9,7 @@ an empty value means the default, and a bad value stops start-up with a message 
 the variable. A test holds the variables read and .env.sample to each other.
 """
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -70,6 +71,8 @@ DOWNLOAD_SESSION_MAX_REQUESTS = env.integer(
 )
 
 MIDDLEWARE = [
+    # Request counts and latencies by view for /metrics; the After half is the innermost.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Outermost: HEAD gets the final headers of GET, without the body.
     "apps.common.middleware.HeadWithoutBodyMiddleware",
     "apps.common.middleware.RequestIDMiddleware",
@@ -93,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -289,7 +293,7 @@ if not SECURE_HSTS_PRELOAD:
     # not a default: the deploy check's reminder about it is silenced unless opted in.
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # The readiness endpoint is probed over plain HTTP from inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 
 # Content-Security-Policy (django-csp): no inline script or style anywhere; every script
 # and stylesheet is a file served by the app itself (no CDN: closed networks work).
@@ -430,6 +434,22 @@ CLIENT_IP_HEADER = env.string(
     "CLIENT_IP_HEADER", "REMOTE_ADDR", pattern=r"REMOTE_ADDR|HTTP_[A-Z0-9_]+", like="HTTP_X_REAL_IP"
 )
 RATELIMIT_IP_META_KEY = CLIENT_IP_HEADER
+
+# Prometheus metrics (docs/operations.md). /metrics answers 404 unless the scraper sends
+# METRICS_TOKEN as a bearer token or comes from METRICS_ALLOW_FROM (by the address above).
+METRICS_TOKEN = env.string("METRICS_TOKEN")
+METRICS_ALLOW_FROM = env.networks("METRICS_ALLOW_FROM")
+# Every process of the service (gunicorn's workers, the Celery worker, commands) counts into
+# files here, and a scrape adds them up. prometheus_client finds it in the environment.
+PROMETHEUS_MULTIPROC_DIR = env.path("PROMETHEUS_MULTIPROC_DIR", VAR_DIR / "metrics")
+try:
+    PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR cannot be created: {exc}") from None
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# host:port where a Celery worker serves its own /metrics, for a worker that does not share
+# PROMETHEUS_MULTIPROC_DIR with the web server (a container of its own). Empty: off.
+WORKER_METRICS_BIND = env.string("WORKER_METRICS_BIND", pattern=r".*:\d+", like="0.0.0.0:9808")
 
 # Request ids: taken from X-Request-ID when a proxy sets one, else generated; in every log
 # line and in the response.

@@ -263,8 +263,9 @@ def directories_made(**env: str) -> list[str]:
 def test_the_embedded_default_makes_the_folders_of_its_database_and_broker():
     var = BACKEND.parent / "var"
 
-    assert directories_made() == [str(var), str(var / "celery" / "queue")]
+    assert directories_made() == [str(var), str(var / "celery" / "queue"), str(var / "metrics")]
 
 
 def test_settings_make_no_directory_for_servers_they_only_connect_to():
-    assert directories_made(**EVERY_BRANCH) == []
+    # Only the service's own directory for its metrics (PROMETHEUS_MULTIPROC_DIR).
+    assert directories_made(**EVERY_BRANCH) == [str(BACKEND.parent / "var" / "metrics")]
