@@ -5,6 +5,7 @@ from django.views.i18n import JavaScriptCatalog, set_language
 from apps.accounts.views import rate_limit_logins
 from apps.common import views as common_views
 from apps.common.errors import DATABASE_OUTAGES, database_error_response
+from apps.common.metrics import metrics
 from apps.shares.api import api
 
 # The admin's log-in is limited like the site's own.
@@ -24,6 +25,7 @@ urlpatterns = [
     path("account/", include("apps.accounts.urls")),
     path("health/", common_views.health, name="health"),
     path("health/ready/", common_views.ready, name="ready"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # The language switcher's form (pages whose forms may post); see
     # apps.common.middleware.LocaleMiddleware for the others.

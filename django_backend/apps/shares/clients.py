@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest
 
+from apps.common.clients import client_ip
+
 # Substring of the User-Agent (lower case) -> what the timeline says. Order matters: the
 # first match wins, and several bots also claim to be other bots.
 PREVIEW_BOTS: list[tuple[str, str]] = [
@@ -83,8 +85,3 @@ def client_fingerprint(ip: str) -> str:
 def actor_from_request(request: HttpRequest) -> Actor:
     agent, is_bot = describe_user_agent(request.META.get("HTTP_USER_AGENT", "")[:512])
     return Actor(agent=agent, is_bot=is_bot, client=client_fingerprint(client_ip(request)))
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or the header a trusted proxy sets."""
-    return request.META.get(settings.CLIENT_IP_HEADER) or request.META.get("REMOTE_ADDR", "")
