@@ -279,6 +279,7 @@ def create_share(
         password=password,
         actor=actor_from_request(request),
         owner=owner,
+        via="api",
     )
     return Status(201, _share_out(request, created.share, created.manage_token))
 
@@ -328,6 +329,7 @@ def put_share(
             password=password,
             actor=actor_from_request(request),
             owner=owner,
+            via="put",
         )
     finally:
         file.close()

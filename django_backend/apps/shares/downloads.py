@@ -23,6 +23,7 @@ from django.utils.http import http_date, parse_http_date_safe
 
 from apps.common import ratelimits
 
+from . import metrics
 from .clients import Actor, actor_from_request
 from .exceptions import ShareGone, WrongPassword
 from .filenames import attachment_disposition
@@ -87,6 +88,7 @@ class _SessionFile(File):
                 )
 
 
+@metrics.counts_claims
 def claim_request(
     request: HttpRequest, *, share_token: str, password: str, open_bytes: bool
 ) -> ClaimedShare:

@@ -55,6 +55,7 @@ def upload(request: HttpRequest) -> HttpResponse:
                     password=form.cleaned_data["password"],
                     actor=actor_from_request(request),
                     owner=request.user if request.user.is_authenticated else None,
+                    via="page",
                 )
             except InvalidShareOption as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)

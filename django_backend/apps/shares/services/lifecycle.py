@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from core.celery import enqueue_on_commit
 
-from .. import storage
+from .. import metrics, storage
 from ..clients import SYSTEM, Actor
 from ..exceptions import (
     InvalidShareOption,
@@ -95,6 +95,7 @@ def share_create(
     password: str = "",
     actor: Actor = SYSTEM,
     owner: AbstractBaseUser | None = None,
+    via: metrics.Via = "command",
 ) -> CreatedShare:
     """Store the bytes under a random name, then record the share.
 
@@ -122,6 +123,7 @@ def share_create(
             password_hash=make_password(password) if password else "",
             actor=actor,
             owner=owner,
+            via=via,
         )
     except BaseException:
         storage.delete_bytes(storage_name)
@@ -140,6 +142,7 @@ def share_create_from_stored(
     password_hash: str = "",
     actor: Actor = SYSTEM,
     owner: AbstractBaseUser | None = None,
+    via: metrics.Via = "tus",
 ) -> CreatedShare:
     """Record a share for bytes already in storage under `storage_name` (a name from
     storage.new_name()), such as a resumable upload assembled there.
@@ -168,6 +171,7 @@ def share_create_from_stored(
             expires_at=now + timedelta(seconds=expires_in),
         )
         share_event_record(share, ShareEvent.Kind.CREATED, actor, at=now)
+        metrics.share_created(via=via, size=size)
     logger.info("Share %s created (%s bytes).", share.pk, size)
     return CreatedShare(share=share, share_token=share_token, manage_token=manage_token)
 
@@ -384,6 +388,7 @@ def _take_download(share: Share, actor: Actor) -> tuple[Share, str]:
         share_event_record(share, ShareEvent.Kind.DOWNLOAD_STARTED, actor, at=now)
         _session, session_token = session_open(share=share, actor=actor)
         if share.consumed_at is not None:
+            metrics.last_download_taken()
             # The bytes go once the session has served them, or when its window closes
             # (the purge job); this task is the net, and leaves a live session alone.
             enqueue_on_commit(
@@ -404,6 +409,7 @@ def share_revoke(*, share_id: int, actor: Actor = SYSTEM) -> Share:
         share = Share.objects.get(pk=share_id)
         if revoked:
             share_event_record(share, ShareEvent.Kind.REVOKED, actor)
+            metrics.share_revoked(share, actor=actor)
             enqueue_on_commit("apps.shares.tasks.purge_share", share.pk)
     share_purge(share_id=share.pk)
     share.refresh_from_db()
@@ -433,6 +439,7 @@ def share_purge(*, share_id: int, end_sessions: bool = False) -> bool:
             purged_at=timezone.now()
         )
         if purged:
+            metrics.share_purged(share)
             if share.status == Share.Status.EXPIRED:
                 share_event_record(share, ShareEvent.Kind.EXPIRED, SYSTEM, at=share.expires_at)
             share_event_record(share, ShareEvent.Kind.PURGED, SYSTEM)

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from apps.common.exceptions import RateLimited
 
+from .. import metrics
 from ..clients import Actor
 from ..exceptions import ShareGone, ShareNotFound
 from ..models import DownloadSession, Share, ShareEvent
@@ -134,6 +135,7 @@ def session_request_end(*, request: SessionRequest, sent: int, actor: Actor) -> 
     from .lifecycle import share_purge  # lifecycle opens sessions: import at call time
 
     sent = max(0, min(sent, request.length))
+    metrics.bytes_served(sent)
     with transaction.atomic():
         session = DownloadSession.objects.select_for_update().get(pk=request.session_id)
         session.open_requests.pop(request.lease, None)

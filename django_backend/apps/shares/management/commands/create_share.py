@@ -81,6 +81,7 @@ class Command(BaseCommand):
                     max_downloads=options["max_downloads"],
                     password=password,
                     actor=Actor(agent="command line"),
+                    via="command",
                 )
             except ShareError as exc:
                 raise CommandError(exc.message) from exc
