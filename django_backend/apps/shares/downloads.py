@@ -152,8 +152,10 @@ def serve_session(request: HttpRequest, session_token: str) -> HttpResponse:
         return response
     start, length = byte_range or (0, size)
     if request.method == "HEAD":
-        # Headers only: nothing is reserved, sent or counted.
-        response = HttpResponse(status=206 if byte_range else 200)
+        # Headers only: nothing is reserved, sent or counted. The type is GET's.
+        response = HttpResponse(
+            status=206 if byte_range else 200, content_type="application/octet-stream"
+        )
         response.headers["Content-Length"] = str(length)
         if byte_range:
             response.headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
@@ -249,6 +251,9 @@ def _offload_response(session_request: sessions.SessionRequest) -> HttpResponse:
         share.storage_name
     )
     _attachment_headers(response, share)
+    # nginx says it itself on the whole file (and answers the ranges); the app's copy,
+    # which it keeps after the redirect, would make it "bytes, bytes".
+    del response.headers["Accept-Ranges"]
     return response
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
-from apps.shares.models import Share
+from apps.shares.models import DownloadSession, Share
 from tests.support.shares import page_download, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +64,27 @@ def test_with_nginx_offload_the_app_sends_headers_and_no_bytes(client, make_shar
     share = Share.objects.get()
     assert share.downloads == 1
     assert page_download(client, f"/s/{created.share_token}").status_code == 410
+
+
+def test_with_nginx_offload_a_session_range_is_handed_over_with_the_apps_validators(
+    client, make_share, settings
+):
+    # nginx answers the Range itself, after the redirect: it keeps the app's Accept-Ranges
+    # and adds its own on the whole file, so the app leaves it out; ETag and Last-Modified
+    # it drops, and the template sets them again from these.
+    settings.DOWNLOAD_OFFLOAD = "nginx"
+    created = make_share(b"0123456789" * 10)
+    session_url = client.post(f"/s/{created.share_token}").headers["Location"]
+
+    response = client.get(session_url, HTTP_RANGE="bytes=90-")
+
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["X-Accel-Redirect"] == f"/_protected/{created.share.storage_name}"
+    assert "Accept-Ranges" not in response.headers
+    assert response.headers["ETag"] == f'"{created.share.sha256}"'
+    assert "Last-Modified" in response.headers
+    assert DownloadSession.objects.get().bytes_served == 10  # the range, reserved
 
 
 def test_with_nginx_offload_missing_bytes_count_nothing(client, make_share, settings, media_root):

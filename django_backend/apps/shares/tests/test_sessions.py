@@ -149,6 +149,16 @@ def test_head_of_a_session_sends_headers_and_reserves_nothing(client, make_share
     assert (session.bytes_served, session.served_ranges, session.open_requests) == (0, [], {})
 
 
+def test_head_of_a_session_has_the_type_of_its_get(client, make_share):
+    session_url = claim(client, make_share(CONTENT).share_token)
+
+    head = client.head(session_url)
+    get, _ = fetch(client, session_url)
+
+    assert head.headers["Content-Type"] == get.headers["Content-Type"]
+    assert head.headers["Content-Type"] == "application/octet-stream"
+
+
 def test_a_session_serves_about_twice_the_file_then_answers_410(client, make_share, media_root):
     session_url = claim(client, make_share(CONTENT).share_token)
     almost = f"bytes=0-{len(CONTENT) - 2}"  # never the last byte: never complete
