@@ -67,4 +67,5 @@ ENTRYPOINT ["/app/scripts/entrypoint.sh"]
 # gthread: a slow upload or download holds a thread, not a whole worker process, and is
 # never killed by the worker timeout. No access log: paths carry secrets (nginx logs them
 # redacted). The heartbeat file goes to memory, not to the container's overlay filesystem.
+# gunicorn also reads django_backend/gunicorn.conf.py (its working directory): the /metrics hooks.
 CMD ["gunicorn", "core.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "8", "--worker-tmp-dir", "/dev/shm"]
