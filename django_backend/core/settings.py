@@ -466,7 +466,7 @@ globals().update(email_settings)
 SERVER_EMAIL = env.string("SERVER_EMAIL", "onetimeshare@localhost")
 if ADMINS and email_settings:
     LOGGING["handlers"]["mail_admins"] = {
-        "class": "django.utils.log.AdminEmailHandler",
+        "class": "apps.common.logging.AdminEmailHandler",
         "level": "ERROR",
         "filters": ["redact_tokens"],
     }

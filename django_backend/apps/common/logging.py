@@ -26,14 +26,18 @@ Two rules, by whose words a line carries:
   gets `redact`.
 
 RedactTokensFilter sits on the console and mail handlers in LOGGING, and on gunicorn's own
-loggers through django_backend/gunicorn.conf.py: those never reach Django's handlers.
+loggers through django_backend/gunicorn.conf.py (redact_gunicorn_logs): those never reach
+Django's handlers.
 QuietFilter demotes what Django calls an error but the internet sends all day (requests for
 hosts the site does not serve).
 """
 
 import logging
 import re
+from typing import Any
 from urllib.parse import unquote
+
+from django.utils import log as django_log
 
 REDACTED = "[redacted]"
 SHORTEST_TOKEN = 16  # shares.tokens.TOKEN_PATTERN: the shortest run a URL takes as a token
@@ -110,6 +114,37 @@ def redact_traceback(text: str) -> str:
     return "".join(lines)
 
 
+# Lines of Django's error report (the mail to the admins): "KEY = value" in its request
+# section, and "ExceptionType at /path" heading it and its traceback.
+_REPORT_ITEM = re.compile(r"([A-Za-z_][\w.-]*) = (.*)", re.DOTALL)
+_REPORT_EXCEPTION = re.compile(r"((?:Exception Type: )?[A-Za-z_][\w.]* at )(.*)", re.DOTALL)
+# Sections of the report that describe the code and its configuration, never a request.
+_REPORT_CODE_SECTIONS = ("Python Path:", "Installed Applications:", "Raised during:", "Settings:")
+_REPORT_DATA_SECTIONS = ("Template", "Traceback", "Exception Type:", "Request information:")
+
+
+def redact_report(text: str) -> str:
+    """Django's plain-text error report with tokens replaced: the request's URL, path, query,
+    headers and the exception as data; its traceback as a traceback; the paths, applications,
+    middleware and settings it lists as they are (API tokens aside)."""
+    lines = []
+    code_section = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_REPORT_CODE_SECTIONS):
+            code_section = True
+        elif line.startswith(_REPORT_DATA_SECTIONS):
+            code_section = False
+        if code_section:
+            lines.append(_API_TOKEN.sub(REDACTED, line))
+        elif match := _REPORT_ITEM.fullmatch(line):
+            lines.append(f"{match.group(1)} = {redact(match.group(2))}")
+        elif match := _REPORT_EXCEPTION.fullmatch(line):
+            lines.append(match.group(1) + redact(match.group(2)))
+        else:
+            lines.append(redact_traceback(line))
+    return "".join(lines)
+
+
 def _is_code_logger(name: str) -> bool:
     return any(name == prefix or name.startswith(f"{prefix}.") for prefix in CODE_LOGGERS)
 
@@ -142,6 +177,40 @@ class RedactTokensFilter(logging.Filter):
         if isinstance(request_id, str):
             record.request_id = redact(request_id)
         return True
+
+
+class AdminEmailHandler(django_log.AdminEmailHandler):
+    """Django's error mail to the admins, without tokens.
+
+    RedactTokensFilter cleans the record, but the mail is built from the request itself:
+    its report quotes the URL, the path, the query, every header (Referer, X-Request-ID)
+    and the exception, any of which can carry a token.
+    """
+
+    def send_mail(self, subject: str, message: str, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("html_message"):
+            kwargs["html_message"] = redact(kwargs["html_message"])
+        super().send_mail(redact(subject), redact_report(message), *args, **kwargs)
+
+
+# gunicorn writes through loggers of its own, which Django's LOGGING does not reach: the
+# request line of a request it rejects ("Invalid request from ip=...: Invalid HTTP Version:
+# 'GET /m/<token>...'"), the URI of one that failed, and the access log when it is on.
+GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
+
+
+def redact_gunicorn_logs() -> None:
+    """Put RedactTokensFilter on gunicorn's loggers (gunicorn.conf.py calls this).
+
+    On the loggers rather than their handlers: it then sees every record, whatever handlers
+    gunicorn attaches (stderr, --error-logfile, --access-logfile, syslog, a log config) and
+    however often it attaches them again (on a reload, on USR1). Workers are forked from
+    the master and inherit it. Calling it again adds nothing.
+    """
+    for name in GUNICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactTokensFilter) for existing in logger.filters):
+            logger.addFilter(RedactTokensFilter())
 
 
 class QuietFilter(logging.Filter):

@@ -9,19 +9,24 @@ import io
 import logging
 import re
 import secrets
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.http import HttpRequest, HttpResponse
 from django.test import Client
+from django.urls import re_path
 
 from apps.common.logging import (
     API_TOKEN_PREFIX,
     SHORTEST_TOKEN,
+    AdminEmailHandler,
     RedactTokensFilter,
     redact,
     redact_traceback,
 )
+from tests.support.env import DJANGO_DIR, VENV_BIN, loopback_server_env
 
 # Every kind of secret the app issues, by its shape: stand-ins made as the app makes them
 # (apps.common imports no feature app); test_tokens_issued_for_real_have_the_shapes_tested
@@ -304,3 +309,73 @@ def test_every_logger_loses_tokens_in_messages_arguments_and_tracebacks(kind):
         record.exc_info = sys.exc_info()
     RedactTokensFilter().filter(record)
     assert token not in logging.Formatter().format(record)
+
+
+# --- the mail to the admins ---------------------------------------------------------------
+
+
+def _failing_view(request: HttpRequest, rest: str) -> HttpResponse:
+    raise RuntimeError(f"could not serve {rest!r}")
+
+
+urlpatterns = [re_path(r"^s/(?P<rest>.*)$", _failing_view)]
+
+
+@pytest.mark.django_db
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("kind", TOKEN_KINDS)
+def test_the_error_mail_to_the_admins_carries_no_token(client, settings, mailoutbox, kind):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    token = TOKEN_KINDS[kind]()
+    handler = AdminEmailHandler()
+    handler.addFilter(RedactTokensFilter())
+    request_logger = logging.getLogger("django.request")
+    request_logger.addHandler(handler)
+    client.raise_request_exception = False
+    try:
+        response = client.get(
+            f"/s/{token}).",
+            {"t": token},
+            HTTP_REFERER=f"https://chat.example/s/{token}).",
+            HTTP_X_REQUEST_ID=token,
+        )
+    finally:
+        request_logger.removeHandler(handler)
+
+    assert response.status_code == 500
+    [mail] = mailoutbox
+    assert token not in mail.subject
+    assert token not in mail.body
+    assert mail.subject.endswith("Internal Server Error: /s/[redacted]).")
+    assert "RuntimeError at /s/[redacted])." in mail.body
+    assert "could not serve '[redacted]).'" in mail.body
+    assert "PATH_INFO = '/s/[redacted]).'" in mail.body
+    assert "QUERY_STRING = 't=[redacted]'" in mail.body
+    # The traceback and the settings stay readable.
+    assert "in _failing_view" in mail.body
+    assert "'django.contrib.staticfiles'" in mail.body
+
+
+def test_the_mail_handler_of_the_settings_is_the_redacting_one(tmp_path):
+    # LOGGING gets its mail handler only when admins and a mail server are configured at
+    # start-up: a process of its own with both.
+    env = loopback_server_env(
+        tmp_path, DJANGO_ADMINS="ops@example.com", EMAIL_URL="smtp://127.0.0.1:2525"
+    )
+    script = (
+        "import django, logging; django.setup(); "
+        "print(sorted(type(h).__module__ + '.' + type(h).__name__ "
+        "for h in logging.getLogger('django').handlers))"
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", script],
+        cwd=DJANGO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    handlers = result.stdout.strip().splitlines()[-1]
+    assert handlers == "['apps.common.logging.AdminEmailHandler', 'logging.StreamHandler']"
