@@ -48,6 +48,7 @@ run: migrate var/static/staticfiles.json
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd django_backend && ../$(BIN)/lint-imports --config ../pyproject.toml --no-cache
 
 format: install-dev
 	$(BIN)/ruff check --fix .
