@@ -51,7 +51,7 @@ def test_every_response_carries_a_generated_request_id(client, method, path, sta
 def test_a_streamed_download_carries_a_request_id(client, make_share):
     created = make_share(b"bytes")
 
-    response = client.post(f"/s/{created.share_token}")
+    response = client.post(f"/api/v1/shares/{created.share_token}/download")
 
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"bytes"
