@@ -133,8 +133,9 @@ def assert_logged_without(logged: str, token: str, requests: int) -> None:
     assert token not in logged
 
 
-# One request per test: the database may not outlive an error response in a test's
-# transaction (see the report of ApiErrorShapeMiddleware's response.close()).
+# One request per test: ApiErrorShapeMiddleware closes the response it replaces, which sends
+# request_finished, and inside a test's transaction that closes the database connection
+# for whatever request comes next.
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("shape", SHAPES)
