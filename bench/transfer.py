@@ -7,6 +7,8 @@ Each job has a module of its own in bench/:
   front, ``--via nginx``), with the server's memory growth and CPU time;
 - download_paths.py: ``--compare-downloads``, gunicorn without and with sendfile, nginx
   offload, and nginx serving the file as a static file (the ceiling);
+- upload_paths.py: ``--compare-uploads``, nginx writing a PUT body to disk (the ceiling),
+  the app's raw PUT, multipart POST and tus upload, with memory and CPU;
 - process_stats.py: RSS and CPU of the server's processes, read from /proc;
 - served_app.py: which code is served, its environment, gunicorn and nginx on loopback,
   through the process harness the tests use (django_backend/tests/support/processes.py);
@@ -20,6 +22,7 @@ How to run
     .venv/bin/python bench/transfer.py --size 1G --no-sendfile   # downloads through Python
     .venv/bin/python bench/transfer.py --size 1G --via nginx     # nginx in front, offload
     .venv/bin/python bench/transfer.py --compare-downloads --size 256M   # download paths
+    .venv/bin/python bench/transfer.py --compare-uploads --size 1G   # upload paths
     .venv/bin/python bench/transfer.py --ref HEAD   # the last commit, not the working tree
     .venv/bin/python bench/transfer.py --workers 2 --threads 8   # as `make run` serves
 
@@ -47,6 +50,7 @@ from download_paths import MAX_DOWNLOADS, compare
 from round_trip import run
 from served_app import PYTHON
 from transfer_client import MismatchError, parse_size
+from upload_paths import compare_uploads
 
 
 def machine_note() -> str:
@@ -113,12 +117,29 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="timed downloads per path with --compare-downloads; the median counts (default 5)",
     )
+    parser.add_argument(
+        "--compare-uploads",
+        action="store_true",
+        help="compare the upload paths on one file of --size: nginx writing a PUT body to "
+        "disk (the ceiling), the app's raw PUT, multipart POST and tus upload",
+    )
+    parser.add_argument(
+        "--tus-chunk",
+        type=parse_size,
+        default=0,
+        help="with --compare-uploads, send the tus upload with tuspy in PATCHes of this "
+        "size (it reads each into memory) instead of one streamed PATCH (default)",
+    )
     parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the temp dir")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.compare_downloads and args.repeats + 1 > MAX_DOWNLOADS:
         parser.error(f"--repeats must be below {MAX_DOWNLOADS} (one share per path)")
+    if args.compare_downloads and args.compare_uploads:
+        parser.error("--compare-downloads and --compare-uploads are separate runs")
+    if args.compare_uploads and (args.via != "direct" or args.mode != "put"):
+        parser.error("--compare-uploads runs every path itself: no --via, no --mode")
     if args.compare_downloads and (args.via != "direct" or args.no_sendfile):
         parser.error("--compare-downloads runs every path itself: no --via, no --no-sendfile")
 
@@ -134,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.compare_downloads:
             comparison = compare(tmp, args)
+        elif args.compare_uploads:
+            comparison = compare_uploads(tmp, args)
         else:
             result = run(tmp, args)
     except MismatchError as exc:
@@ -151,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         timer.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    if args.compare_downloads:
+    if args.compare_downloads or args.compare_uploads:
         print(comparison.report(machine_note()))
     else:
         print(result.report())
