@@ -133,9 +133,8 @@ def assert_logged_without(logged: str, token: str, requests: int) -> None:
     assert token not in logged
 
 
-# One request per test: ApiErrorShapeMiddleware closes the response it replaces, which sends
-# request_finished, and inside a test's transaction that closes the database connection
-# for whatever request comes next.
+# One request per case, each case a test of its own: a failure names the token's kind, its
+# surroundings and the path.
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("shape", SHAPES)
