@@ -8,13 +8,17 @@ the containers.
   call the second directly, as a second replica;
 - a Celery worker and beat, through the entrypoint with SKIP_MIGRATIONS/SKIP_COLLECTSTATIC,
   on a Redis database of their own;
-- downloads offloaded to nginx (DOWNLOAD_OFFLOAD=nginx, X-Accel-Redirect), and the bytes
-  deleted by the task the claim enqueues (PURGE_AFTER_LAST_DOWNLOAD=1).
+- downloads offloaded to nginx (DOWNLOAD_OFFLOAD=nginx, X-Accel-Redirect), ranges of a
+  download session (/d/<token>) answered by nginx too; the app cannot learn that nginx sent
+  every byte, so the bytes stay until the session's window closes and the purge job
+  (PURGE_INTERVAL=2) deletes them. The window (DOWNLOAD_SESSION_TTL, a minute at least) is
+  closed by moving its end to now in the database, as if the time had passed.
 
 The whole topology runs twice, once per VARIANTS entry: "local-offload" is the above;
 "s3" stores the bytes in a bucket of a moto S3 server (a subprocess on a loopback port)
-with DOWNLOAD_OFFLOAD=off, so gunicorn streams each download from the bucket through nginx
-and deletes the object when the response closes (the task the claim enqueues is the net).
+with DOWNLOAD_OFFLOAD=off, so gunicorn streams each download and each range from the bucket
+through nginx and deletes the object once every byte was sent (the task the claim enqueues
+and the purge job are the net).
 Every test runs against both; where they differ, a helper asks the Variant. The topology
 is the `topology` fixture of conftest.py, started by the harness of tests/support/processes.py.
 
@@ -33,8 +37,10 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from hashlib import sha256
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import requests
 
@@ -55,6 +61,85 @@ pytestmark = [pytest.mark.production, pytest.mark.postgresql]
 RACERS = 60
 PURGE_DEADLINE = 20.0  # the purge task runs PURGE_AFTER_LAST_DOWNLOAD=1 s after the claim
 STORAGE_NAME = re.compile(r"shares/[0-9a-f]{32}")
+SESSION_PATH = re.compile(r"/d/[\w-]{32,}")
+
+
+def sql(topology: Topology, query: str, params: tuple = ()) -> list[tuple]:
+    """A statement on the topology's own database: its rows, [] for one that has none."""
+    with psycopg.connect(topology.env["DATABASE_URL"], autocommit=True) as connection:
+        cursor = connection.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def timeline(topology: Topology, share_token: str) -> list[str]:
+    """The kinds of a share's timeline entries, oldest first."""
+    rows = sql(
+        topology,
+        "SELECT event.kind FROM shares_shareevent event"
+        " JOIN shares_share share ON share.id = event.share_id"
+        " WHERE share.share_token_hash = %s ORDER BY event.at, event.id",
+        (sha256(share_token.encode()).hexdigest(),),
+    )
+    return [kind for (kind,) in rows]
+
+
+def session_token_of(url: str) -> str:
+    path = urlsplit(url).path
+    assert SESSION_PATH.fullmatch(path), url
+    return path.removeprefix("/d/")
+
+
+def assert_the_bytes_go_when_the_session_ends(
+    topology: Topology, share_token: str, session_url: str, stored: str
+) -> None:
+    """Served by the app (s3): the session completed when its last byte left, and the bytes
+    went with it. Offloaded: nginx sent them and the app cannot know it did, so the bytes
+    stay, through the claim's own purge task and the purge runs after it, for as long as
+    the session's window is open; once it closes, the purge job ends it and deletes them."""
+    processes = topology.processes
+    if not topology.variant.offloaded:
+        processes.wait_until(
+            "the bytes deleted once every byte was sent",
+            lambda: stored not in stored_names(topology),
+            PURGE_DEADLINE,
+        )
+        assert "download_completed" in timeline(topology, share_token)
+        assert requests.get(session_url, timeout=REQUEST_TIMEOUT).status_code == 410
+        return
+
+    # A purge run that began after the claim's grace had passed has seen the share: its
+    # finish lies past the claim + PURGE_AFTER_LAST_DOWNLOAD + one PURGE_INTERVAL.
+    grace = int(topology.env["PURGE_AFTER_LAST_DOWNLOAD"]) + int(topology.env["PURGE_INTERVAL"])
+    token_hash = sha256(share_token.encode()).hexdigest()
+    processes.wait_until(
+        "a purge run after the claim's grace",
+        lambda: sql(
+            topology,
+            "SELECT 1 FROM shares_jobrun job, shares_share share"
+            " WHERE job.name = 'purge_shares' AND share.share_token_hash = %s"
+            " AND job.finished_at > share.consumed_at + make_interval(secs => %s)",
+            (token_hash, grace),
+        ),
+        PURGE_DEADLINE,
+    )
+    assert stored in stored_names(topology)
+    assert requests.head(session_url, timeout=REQUEST_TIMEOUT).status_code == 200
+    assert "download_completed" not in timeline(topology, share_token)
+
+    # DOWNLOAD_SESSION_TTL passes.
+    session_hash = sha256(session_token_of(session_url).encode()).hexdigest()
+    sql(
+        topology,
+        "UPDATE shares_downloadsession SET expires_at = now() WHERE token_hash = %s",
+        (session_hash,),
+    )
+    processes.wait_until(
+        "the purge job to close the window and delete the bytes",
+        lambda: stored not in stored_names(topology),
+        PURGE_DEADLINE,
+    )
+    assert timeline(topology, share_token)[-2:] == ["download_window_closed", "purged"]
+    assert requests.get(session_url, timeout=REQUEST_TIMEOUT).status_code == 410
 
 
 def assert_sent_by_the_right_server(topology: Topology, logged: dict[str, str], size: int) -> None:
@@ -118,6 +203,13 @@ def test_a_share_goes_through_nginx_once_and_is_gone(topology):
     assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-ID"])
     assert "X-Accel-Redirect" not in headers
     assert headers["Content-Length"] == str(len(payload))
+    # Where to resume, and the validators a resume sends back (through nginx or not).
+    session_url = headers["Content-Location"]
+    assert session_url.startswith(f"{topology.nginx_url}/d/")
+    session_token = session_token_of(session_url)
+    assert headers["ETag"] == f'"{share["sha256"]}"'
+    assert headers["Accept-Ranges"] == "bytes"
+    assert "Last-Modified" in headers
     entries = access_log_lines(topology, "POST", "/api/v1/shares/<token>/download")
     assert len(entries) == 1, f"one redacted download entry expected in {topology.access_log}"
     logged = entries[0]
@@ -128,16 +220,115 @@ def test_a_share_goes_through_nginx_once_and_is_gone(topology):
     assert again.status_code == 410
     assert again.json()["error"]["code"] == "gone"
 
-    topology.processes.wait_until(
-        f"the bytes deleted from storage ({topology.variant.name})",
-        lambda: stored not in stored_names(topology),
-        PURGE_DEADLINE,
-    )
+    assert_the_bytes_go_when_the_session_ends(topology, token, session_url, stored)
     # No token, no manage token, no file name in any log: nginx's, gunicorn's, Celery's.
     every_log = topology.every_log()
     assert request_id in topology.access_log.read_text()
-    for secret in (token, manage_token, "quarterly"):
+    for secret in (token, manage_token, session_token, "quarterly"):
         assert secret not in every_log, f"{secret!r} is in a log"
+
+
+def press_download(topology: Topology, token: str) -> str:
+    """The landing page's Download button through nginx: the claim's 303 to its session."""
+    press = requests.post(
+        f"{topology.nginx_url}/s/{token}", allow_redirects=False, timeout=REQUEST_TIMEOUT
+    )
+    assert press.status_code == 303, press.text
+    assert SESSION_PATH.fullmatch(press.headers["Location"]), press.headers["Location"]
+    return f"{topology.nginx_url}{press.headers['Location']}"
+
+
+def test_a_download_cut_off_resumes_through_nginx_with_a_range(topology):
+    payload = secrets.token_bytes(400_000)
+    stored_before = stored_names(topology)
+    share = upload(topology, payload, "resumed.bin")
+    token = share["token"]
+    (stored,) = stored_names(topology) - stored_before
+    session_url = press_download(topology, token)
+    etag = f'"{share["sha256"]}"'
+
+    cut = 123_457
+    if topology.variant.offloaded:
+        # The browser's first attempt: the whole file, cut off after `cut` bytes. nginx sent
+        # it from disk; the app cannot tell how far it got.
+        with requests.get(session_url, stream=True, timeout=REQUEST_TIMEOUT) as first:
+            assert first.status_code == 200
+            assert first.headers["Content-Length"] == str(len(payload))
+            received = first.raw.read(cut)
+    else:
+        # gunicorn streams through nginx's buffers and loopback's socket buffers (megabytes),
+        # so a client that stops reading after `cut` bytes of these 400 KB has been sent all
+        # of them, and the session ends as delivered. The first part, asked as a range,
+        # stands in for the cut; cut-offs of the app's own sending are tested through
+        # gunicorn (test_served_downloads.py) and in Chromium (tests_e2e/test_resume.py).
+        first = requests.get(
+            session_url, headers={"Range": f"bytes=0-{cut - 1}"}, timeout=REQUEST_TIMEOUT
+        )
+        assert first.status_code == 206
+        received = first.content
+    assert received == payload[:cut]
+    assert first.headers["Accept-Ranges"] == "bytes"  # once: nginx's or the app's, not both
+    assert first.headers["ETag"] == etag
+    first_headers = first.headers
+
+    # Its Resume: the rest, if the file is still the one it started.
+    logged_before = len(access_log_lines(topology, "GET", "/d/<token>"))
+    rest = requests.get(
+        session_url,
+        headers={"Range": f"bytes={cut}-", "If-Range": etag},
+        timeout=REQUEST_TIMEOUT,
+    )
+
+    assert rest.status_code == 206
+    assert rest.headers["Content-Range"] == f"bytes {cut}-{len(payload) - 1}/{len(payload)}"
+    assert rest.headers["Content-Length"] == str(len(payload) - cut)
+    assert received + rest.content == payload
+    assert rest.headers["ETag"] == etag
+    assert rest.headers["Last-Modified"] == first_headers["Last-Modified"]
+    assert rest.headers["Content-Disposition"] == first_headers["Content-Disposition"]
+    assert rest.headers["Content-Type"] == "application/octet-stream"
+    assert rest.headers["X-Content-Type-Options"] == "nosniff"
+    assert rest.headers["Referrer-Policy"] == "no-referrer"
+    # nginx logs a request once it has ended; the cut-off one may end after the resume.
+    (logged,) = topology.processes.wait_until(
+        "the access log's redacted 206 for /d/",
+        lambda: [
+            entry
+            for entry in access_log_lines(topology, "GET", "/d/<token>")[logged_before:]
+            if entry["status"] == "206"
+        ],
+    )
+    assert_sent_by_the_right_server(topology, logged, len(payload) - cut)
+    assert_the_bytes_go_when_the_session_ends(topology, token, session_url, stored)
+    every_log = topology.every_log()
+    for secret in (token, session_token_of(session_url)):
+        assert secret not in every_log, f"{secret!r} is in a log"
+
+
+def test_nginx_answers_a_stale_if_range_with_the_whole_file_and_never_a_304(topology):
+    payload = secrets.token_bytes(50_000)
+    share = upload(topology, payload, "validators.bin")
+    session_url = press_download(topology, share["token"])
+    etag = f'"{share["sha256"]}"'
+
+    fresh = requests.get(
+        session_url, headers={"Range": "bytes=-10", "If-Range": etag}, timeout=REQUEST_TIMEOUT
+    )
+    # The whole file, last: served by the app, it completes the session.
+    stale = requests.get(
+        session_url,
+        headers={
+            "Range": "bytes=-10",
+            "If-Range": '"a-file-since-replaced"',
+            "If-None-Match": etag,
+        },
+        timeout=REQUEST_TIMEOUT,
+    )
+
+    assert fresh.status_code == 206
+    assert fresh.content == payload[-10:]
+    assert stale.status_code == 200
+    assert stale.content == payload
 
 
 def test_replicas_starting_together_migrated_one_at_a_time(topology):
