@@ -17,8 +17,11 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
 import stat
 import tempfile
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,12 +30,21 @@ from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
+from django.utils.translation import gettext
 
 from .exceptions import InvalidShareOption, StorageUnavailable, TooLarge
 
 logger = logging.getLogger(__name__)
 
-RAW_CHUNK_SIZE = 256 * 1024
+# How much of a body is read at a time, raw (PUT) or multipart (Django's parser reads in the
+# handler's chunk_size). Large on purpose: gunicorn assembles each read from recv()s of up to
+# 1 MiB and copies what it read ahead on every read, so 256 KiB reads spent more time copying
+# than anything else (bench/transfer.py --compare-uploads); 4 MiB reads copy little. Memory
+# stays flat: a few of these buffers at a time (see HASH_QUEUE_DEPTH), whatever the size.
+RAW_CHUNK_SIZE = 4 * 1024 * 1024
+# Pieces waiting for the hashing thread. When it falls behind, the request thread waits
+# rather than buffering: at most this many pieces (of RAW_CHUNK_SIZE) are held at once.
+HASH_QUEUE_DEPTH = 4
 SPOOL_PREFIX = "upload-"
 SPOOL_SUFFIX = ".part"
 _TOO_LARGE_FLAG = "_share_upload_too_large"
@@ -48,6 +60,47 @@ def spool_dir() -> Path:
     if settings.FILE_UPLOAD_TEMP_DIR:
         return Path(settings.FILE_UPLOAD_TEMP_DIR)
     return Path(settings.MEDIA_ROOT) / ".uploads"
+
+
+class BackgroundSha256:
+    """SHA-256 computed by a thread of its own while the caller goes on reading and writing.
+
+    hashlib releases the GIL while it hashes a large buffer, so the hash of one piece runs
+    on another core while the request thread receives and writes the next one. The queue
+    is bounded (`depth` pieces), so memory stays flat when hashing is the slower side.
+
+    Pass immutable bytes to `update` (a reused buffer would change under the thread).
+    `hexdigest()` waits for every piece; `close()` stops the thread without a result, for
+    an upload given up. An instance dropped without either still ends its thread (the
+    thread holds no reference to it).
+    """
+
+    def __init__(self, depth: int = HASH_QUEUE_DEPTH) -> None:
+        self._hash = hashlib.sha256()
+        self._pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(
+            target=_hash_pieces, args=(self._hash, self._pieces), name="upload-sha256", daemon=True
+        )
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, self._pieces.put, None)
+
+    def update(self, data: bytes) -> None:
+        if not self._finalizer.alive:
+            raise ValueError("the hash is finished")
+        self._pieces.put(data)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        self._finalizer()  # the end mark, once
+        self._thread.join()
+
+
+def _hash_pieces(hasher: "hashlib._Hash", pieces: "queue.Queue[bytes | None]") -> None:
+    while (data := pieces.get()) is not None:
+        hasher.update(data)
 
 
 class UploadTooLarge(StopUpload):
@@ -85,18 +138,24 @@ class ShareUploadHandler(FileUploadHandler):
 
     chunk_size = RAW_CHUNK_SIZE
 
+    def __init__(self, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        # Django's multipart parser reads the body in the handlers' smallest chunk_size: a
+        # limit below RAW_CHUNK_SIZE must not let it read that far past the limit.
+        self.chunk_size = max(1, min(RAW_CHUNK_SIZE, settings.MAX_UPLOAD_SIZE + 1))
+
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
         self.file = SpooledUpload(
             self.file_name, self.content_type, 0, self.charset, self.content_type_extra
         )
-        self.sha256 = hashlib.sha256()
+        self.sha256 = BackgroundSha256()
         self.received = 0
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self.received += len(raw_data)
         if self.received > settings.MAX_UPLOAD_SIZE:
-            self.file.close()  # a NamedTemporaryFile: closing deletes it
+            self.discard()
             if self.request is not None:
                 setattr(self.request, _TOO_LARGE_FLAG, True)
             raise UploadTooLarge()
@@ -104,14 +163,18 @@ class ShareUploadHandler(FileUploadHandler):
         try:
             self.file.write(raw_data)
         except OSError as exc:  # the spool's disk is full or failing: not the client's fault
-            self.file.close()
+            self.discard()
             logger.error("Could not write an upload to its spool file: %s", exc)
             raise StorageUnavailable() from exc
 
     def upload_interrupted(self) -> None:
         # The body ended before the file did (the client hung up): delete what it sent now.
         if hasattr(self, "file"):
-            self.file.close()
+            self.discard()
+
+    def discard(self) -> None:
+        self.file.close()  # a NamedTemporaryFile: closing deletes it
+        self.sha256.close()
 
     def file_complete(self, file_size: int) -> TemporaryUploadedFile:
         self.file.seek(0)
@@ -134,7 +197,7 @@ def discard_spooled(request: HttpRequest) -> None:
     than leave them to garbage collection, which a traceback's reference cycle delays."""
     for handler in getattr(request, "_upload_handlers", None) or ():
         if isinstance(handler, ShareUploadHandler) and hasattr(handler, "file"):
-            handler.file.close()
+            handler.discard()
 
 
 def upload_was_too_large(request: HttpRequest) -> bool:
@@ -145,8 +208,8 @@ def too_large_error() -> TooLarge:
     from django.template.defaultfilters import filesizeformat
 
     return TooLarge(
-        f"The file is larger than the limit of {filesizeformat(settings.MAX_UPLOAD_SIZE)} "
-        f"({settings.MAX_UPLOAD_SIZE} bytes)."
+        gettext("The file is larger than the limit of %(limit)s (%(bytes)d bytes).")
+        % {"limit": filesizeformat(settings.MAX_UPLOAD_SIZE), "bytes": settings.MAX_UPLOAD_SIZE}
     )
 
 
@@ -163,26 +226,31 @@ def spool_request_body(
     declared = request.META.get("CONTENT_LENGTH")
     received = 0
     try:
-        while chunk := _read_body(stream):
+        # Never asks for more than one byte past MAX_UPLOAD_SIZE: an oversize body is
+        # refused having read at most the limit and a byte.
+        while chunk := _read_body(
+            stream, min(RAW_CHUNK_SIZE, settings.MAX_UPLOAD_SIZE + 1 - received)
+        ):
             handler.receive_data_chunk(chunk, received)
             received += len(chunk)
     except UploadTooLarge:
         raise too_large_error() from None
     except BaseException:
-        handler.file.close()
+        handler.discard()
         raise
     # A client that goes away mid-body leaves a short read, not an error: a truncated file
     # must never become a share.
     if declared and declared.isdigit() and received != int(declared):
-        handler.file.close()
+        handler.discard()
         raise InvalidShareOption("body", f"ended after {received} of {declared} bytes.")
     return handler.file_complete(received)
 
 
-def _read_body(stream) -> bytes:
-    """The next piece of a raw body; InvalidShareOption when the client's framing fails."""
+def _read_body(stream, size: int) -> bytes:
+    """The next piece of a raw body, up to `size` bytes; InvalidShareOption when the
+    client's framing fails."""
     try:
-        return stream.read(RAW_CHUNK_SIZE)
+        return stream.read(size)
     except OSError:  # UnreadablePostError, the WSGI server's "no more data": client left
         raise InvalidShareOption("body", "ended before the upload was complete.") from None
     except Exception:

@@ -37,7 +37,7 @@ from apps.shares.models import Share
 from apps.shares.services import lifecycle
 from apps.shares.storage import new_name
 from apps.shares.tokens import share_token_for, token_hash
-from apps.shares.uploads import too_large_error
+from apps.shares.uploads import BackgroundSha256, too_large_error
 
 from . import staging
 from .exceptions import (
@@ -301,7 +301,8 @@ def upload_write(
         if upload.completed_at is not None:
             raise UploadConflict(f"This upload is complete ({upload.length} bytes).")
         _check_offset(upload, offset)
-        whole_file = hashlib.sha256() if offset == 0 else None
+        # Hashed by a thread of its own, beside the writes (see BackgroundSha256).
+        whole_file = BackgroundSha256() if offset == 0 else None
         if upload.offset < upload.length:
             _receive(upload, lease, chunks, declared_length, checksum, whole_file)
         elif declared_length or any(chunks):
@@ -334,7 +335,7 @@ def _receive(
     chunks: Iterable[bytes],
     declared_length: int | None,
     checksum: Checksum | None,
-    whole_file: "hashlib._Hash | None",
+    whole_file: BackgroundSha256 | None,
 ) -> None:
     start = upload.offset
     received = 0

@@ -37,7 +37,10 @@ from . import protocol, services
 from .exceptions import InvalidUploadHeader, UnsupportedVersion
 from .models import Upload
 
-READ_CHUNK = 256 * 1024
+# 1 MiB, gunicorn's largest recv(): 256 KiB reads made gunicorn copy its read-ahead over
+# and over (see apps.shares.uploads.RAW_CHUNK_SIZE); a PATCH that breaks off loses at most
+# the piece being read, which the client sends again.
+READ_CHUNK = 1024 * 1024
 # Headers of the answer to the PATCH (or POST) that completes an upload: the share's links.
 SHARE_URL_HEADER = "OneTimeShare-Share-Url"
 MANAGE_URL_HEADER = "OneTimeShare-Manage-Url"

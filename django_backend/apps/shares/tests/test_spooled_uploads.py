@@ -29,8 +29,10 @@ from tests.support.processes import Processes, answers, wait_until
 from tests.support.shares import stored_files
 
 DEADLINE = 30.0  # seconds
-TOTAL = 4 * 1024 * 1024  # bytes the client announces
-SENT = 1024 * 1024  # bytes it sends before it stalls or the worker dies
+# The server reads a body RAW_CHUNK_SIZE bytes at a time and spools each piece once it is
+# whole: what is sent before the client stalls spans two of them.
+TOTAL = 4 * uploads.RAW_CHUNK_SIZE  # bytes the client announces
+SENT = 2 * uploads.RAW_CHUNK_SIZE  # bytes it sends before it stalls or the worker dies
 BOUNDARY = "SpoolTestBoundary"
 
 
@@ -132,6 +134,43 @@ def test_spool_of_an_upload_still_being_received_is_never_removed(app_server):
     assert created["sha256"] == hashlib.sha256(content).hexdigest()
     assert created["size"] == TOTAL
     assert not spool.exists()
+
+
+def bytes_written(pid: int) -> int:
+    """What the process passed to write() and its kin so far (wchar of /proc/<pid>/io):
+    files, sockets and logs alike, page cache or not."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no wchar in /proc/{pid}/io")
+
+
+@pytest.mark.parametrize("how", ["put", "multipart"])
+def test_an_upload_is_written_once_and_stored_by_renaming_its_spool_file(app_server, how):
+    """The spool is on the media's filesystem, so FileSystemStorage stores an upload with
+    file_move_safe (a rename: TemporaryUploadedFile has temporary_file_path()), and the
+    worker writes its bytes once. Stored by copying instead, the stored file would be
+    another inode and the worker would have written every byte twice."""
+    content = os.urandom(1024) * (TOTAL // 1024)
+    closing = f"\r\n--{BOUNDARY}--\r\n".encode() if how == "multipart" else b""
+    stored_before = app_server.stored_files()
+    [worker] = app_server.workers()
+    written_before = bytes_written(worker)
+    with half_sent_upload(app_server, how, content) as (connection, spool):
+        spool_inode = spool.stat().st_ino
+        connection.sendall(content[SENT:] + closing)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    written = bytes_written(worker) - written_before
+
+    assert b" 201 " in answer.partition(b"\r\n")[0], answer[:500]
+    [stored] = app_server.stored_files() - stored_before
+    assert stored.stat().st_ino == spool_inode
+    assert stored.read_bytes() == content
+    assert not spool.exists()
+    # The file once, plus the answer and a few log lines.
+    assert TOTAL <= written < TOTAL + 256 * 1024, written
 
 
 @pytest.mark.parametrize("how", ["put", "multipart"])
