@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy as _
 
 from .models import User
 
@@ -13,9 +14,13 @@ class SignUpForm(UserCreationForm):
         username = self.cleaned_data["username"]
         # Caught here for a friendly message; the database constraint holds under races.
         if User.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError("This username is taken.")
+            raise forms.ValidationError(_("This username is taken."))
         return username
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. “backup script”.")
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=100,
+        help_text=_("What the token is for, e.g. “backup script”."),
+    )

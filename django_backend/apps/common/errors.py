@@ -6,6 +6,7 @@ import logging
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from .exceptions import ServiceError, Unavailable
 
@@ -13,17 +14,18 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 
+# The error page's heading, in the reader's language (the API's messages stay English).
 TITLES = {
-    400: "Bad request",
-    401: "Password required",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    410: "Gone",
-    413: "Too large",
-    429: "Too many requests",
-    500: "Server error",
-    503: "Unavailable",
+    400: _("Bad request"),
+    401: _("Password required"),
+    403: _("Forbidden"),
+    404: _("Not found"),
+    405: _("Method not allowed"),
+    410: _("Gone"),
+    413: _("Too large"),
+    429: _("Too many requests"),
+    500: _("Server error"),
+    503: _("Unavailable"),
 }
 
 # The error code of a status, for an error response made by the framework rather than by us.
@@ -77,10 +79,10 @@ def error_response(
     session from the database: the page for a database outage must render without it.
     """
     if wants_json(request):
-        return json_response({"error": {"code": code, "message": message}}, status=status)
+        return json_response({"error": {"code": code, "message": str(message)}}, status=status)
     context = {
         "status": status,
-        "title": TITLES.get(status, "Error"),
+        "title": TITLES.get(status, _("Error")),
         "message": message,
         "account_nav": account_nav,
     }

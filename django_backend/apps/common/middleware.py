@@ -195,4 +195,3 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
         add_never_cache_headers(response)
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
-

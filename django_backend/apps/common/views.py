@@ -4,6 +4,7 @@ import logging
 import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -45,19 +46,19 @@ def ready(request: HttpRequest) -> JsonResponse:
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_response(
-        request, status=400, code="invalid", message="The request could not be understood."
+        request, status=400, code="invalid", message=gettext("The request could not be understood.")
     )
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_response(
-        request, status=403, code="forbidden", message="You are not allowed to do this."
+        request, status=403, code="forbidden", message=gettext("You are not allowed to do this.")
     )
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_response(
-        request, status=404, code="not_found", message="There is nothing at this address."
+        request, status=404, code="not_found", message=gettext("There is nothing at this address.")
     )
 
 
@@ -68,7 +69,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if is_database_outage(exception):
         return database_unavailable_response(request, exception)
     return error_response(
-        request, status=500, code="server_error", message="Something went wrong on our side."
+        request,
+        status=500,
+        code="server_error",
+        message=gettext("Something went wrong on our side."),
     )
 
 
@@ -77,7 +81,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         request,
         status=403,
         code="forbidden",
-        message=(
+        message=gettext(
             "The form had expired or came from another site. Please reload the page and try again."
         ),
     )

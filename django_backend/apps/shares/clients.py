@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import pgettext, pgettext_lazy
 
 from apps.common.clients import client_ip
 
@@ -59,13 +60,28 @@ class Actor:
 SYSTEM = Actor(agent="system")
 OPERATOR = Actor(agent="operator")
 
+# The agents recorded above, as the sender's timeline says them in the reader's language
+# (the rows keep the English words; the timeline of a page translates them when shown).
+LINK_PREVIEW = " link preview"
+AGENT_LABELS = {
+    "browser": pgettext_lazy("who did it", "browser"),
+    "API client": pgettext_lazy("who did it", "API client"),
+    "bot": pgettext_lazy("who did it", "bot"),
+    "unknown client": pgettext_lazy("who did it", "unknown client"),
+    "no user agent": pgettext_lazy("who did it", "no user agent"),
+    "operator": pgettext_lazy("who did it", "operator"),
+    "reconciler": pgettext_lazy("who did it", "reconciler"),
+    "command line": pgettext_lazy("who did it", "command line"),
+    "system": pgettext_lazy("who did it", "system"),
+}
+
 
 def describe_user_agent(user_agent: str) -> tuple[str, bool]:
     """("Slack link preview", True), ("browser", False), ("API client", False), ..."""
     ua = user_agent.lower()
     for marker, name in PREVIEW_BOTS:
         if marker in ua:
-            return f"{name} link preview", True
+            return f"{name}{LINK_PREVIEW}", True
     if any(marker in ua for marker in GENERIC_BOT_MARKERS):
         return "bot", True
     if any(marker in ua for marker in API_CLIENTS):
@@ -73,6 +89,15 @@ def describe_user_agent(user_agent: str) -> tuple[str, bool]:
     if "mozilla/" in ua:
         return "browser", False
     return ("unknown client" if ua else "no user agent"), False
+
+
+def agent_label(agent: str) -> str:
+    """`agent` as recorded, in the active language: "Slack link preview", "browser", ..."""
+    if agent.endswith(LINK_PREVIEW):
+        return pgettext("who did it", "%(name)s link preview") % {
+            "name": agent.removesuffix(LINK_PREVIEW)
+        }
+    return str(AGENT_LABELS.get(agent, agent))
 
 
 def client_fingerprint(ip: str) -> str:

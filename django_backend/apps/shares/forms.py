@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.timesince import timeuntil
+from django.utils.translation import gettext_lazy as _
 
 from .models import AbuseReport
 
@@ -26,24 +27,26 @@ class ShareForm(forms.Form):
     """The upload page. Ranges are checked again by the service (the API shares them)."""
 
     file = forms.FileField(
+        label=_("File"),
         error_messages={
-            "required": "Choose a file to share.",
-            "empty": "The file is empty (0 bytes): there is nothing to share.",
+            "required": _("Choose a file to share."),
+            "empty": _("The file is empty (0 bytes): there is nothing to share."),
         },
     )
-    expires_in = forms.TypedChoiceField(coerce=int, label="Expires after")
+    expires_in = forms.TypedChoiceField(coerce=int, label=_("Expires after"))
     max_downloads = forms.IntegerField(
         min_value=1,
         max_value=settings.MAX_DOWNLOADS_LIMIT,
         initial=1,
-        label="Downloads allowed",
+        label=_("Downloads allowed"),
     )
     password = forms.CharField(
+        label=_("Password"),
         required=False,
         strip=False,
         max_length=1024,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional. The recipient must type it before downloading.",
+        help_text=_("Optional. The recipient must type it before downloading."),
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -58,11 +61,11 @@ class DownloadForm(forms.Form):
 
 class ReportForm(forms.Form):
     reason = forms.ChoiceField(
-        choices=AbuseReport.Reason.choices, widget=forms.RadioSelect, label="What is wrong?"
+        choices=AbuseReport.Reason.choices, widget=forms.RadioSelect, label=_("What is wrong?")
     )
     note = forms.CharField(
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 4}),
-        label="Anything the operators should know (optional)",
+        label=_("Anything the operators should know (optional)"),
     )

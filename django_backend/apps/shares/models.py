@@ -4,6 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from .clients import agent_label
 
 
 class ShareQuerySet(models.QuerySet):
@@ -71,24 +75,25 @@ class ShareQuerySet(models.QuerySet):
 
 class Share(models.Model):
     class Status(models.TextChoices):
-        """The lifecycle status, as the API reports it, with the label people read."""
+        """The lifecycle status, as the API reports it, with the label people read (in
+        their language: the API reports the value)."""
 
-        ACTIVE = "active", "active"
+        ACTIVE = "active", pgettext_lazy("status of a shared file", "active")
         # Every allowed download was taken: the happy ending.
-        CONSUMED = "consumed", "delivered"
-        EXPIRED = "expired", "expired"
-        REVOKED = "revoked", "revoked"
+        CONSUMED = "consumed", pgettext_lazy("status of a shared file", "delivered")
+        EXPIRED = "expired", pgettext_lazy("status of a shared file", "expired")
+        REVOKED = "revoked", pgettext_lazy("status of a shared file", "revoked")
 
     class State(models.TextChoices):
         """What an operator can filter on: the statuses plus the two conditions of the
         bytes (held for review, deleted), which combine with any status."""
 
-        ACTIVE = "active", "active"
-        CONSUMED = "consumed", "delivered"
-        EXPIRED = "expired", "expired"
-        REVOKED = "revoked", "revoked"
-        QUARANTINED = "quarantined", "held for review"
-        PURGED = "purged", "file deleted"
+        ACTIVE = "active", pgettext_lazy("status of a shared file", "active")
+        CONSUMED = "consumed", pgettext_lazy("status of a shared file", "delivered")
+        EXPIRED = "expired", pgettext_lazy("status of a shared file", "expired")
+        REVOKED = "revoked", pgettext_lazy("status of a shared file", "revoked")
+        QUARANTINED = "quarantined", pgettext_lazy("status of a shared file", "held for review")
+        PURGED = "purged", pgettext_lazy("status of a shared file", "file deleted")
 
     # The sender, when logged in (or using an API token); anonymous shares have none.
     owner = models.ForeignKey(
@@ -212,22 +217,30 @@ class ShareEvent(models.Model):
     """One thing that happened to a share: the audit trail its sender sees."""
 
     class Kind(models.TextChoices):
-        CREATED = "created"
-        OPENED = "opened", "page opened"
-        DOWNLOAD_STARTED = "download_started", "download started"
-        DOWNLOAD_COMPLETED = "download_completed", "download completed"
-        DOWNLOAD_BROKEN_OFF = "download_broken_off", "download broken off"
+        """What happened; the label is a line of the sender's timeline, capitalized there."""
+
+        CREATED = "created", pgettext_lazy("timeline event", "Created")
+        OPENED = "opened", pgettext_lazy("timeline event", "page opened")
+        DOWNLOAD_STARTED = "download_started", pgettext_lazy("timeline event", "download started")
+        DOWNLOAD_COMPLETED = (
+            "download_completed",
+            pgettext_lazy("timeline event", "download completed"),
+        )
+        DOWNLOAD_BROKEN_OFF = (
+            "download_broken_off",
+            pgettext_lazy("timeline event", "download broken off"),
+        )
         DOWNLOAD_WINDOW_CLOSED = (
             "download_window_closed",
-            "download window closed before every byte was served",
+            pgettext_lazy("timeline event", "download window closed before every byte was served"),
         )
-        WRONG_PASSWORD = "wrong_password", "wrong password"
-        REVOKED = "revoked"
-        EXPIRED = "expired"
-        PURGED = "purged", "file deleted"
-        REPORTED = "reported"
-        QUARANTINED = "quarantined", "held for review"
-        RELEASED = "released", "released after review"
+        WRONG_PASSWORD = "wrong_password", pgettext_lazy("timeline event", "wrong password")
+        REVOKED = "revoked", pgettext_lazy("timeline event", "Revoked")
+        EXPIRED = "expired", pgettext_lazy("timeline event", "Expired")
+        PURGED = "purged", pgettext_lazy("timeline event", "file deleted")
+        REPORTED = "reported", pgettext_lazy("timeline event", "Reported")
+        QUARANTINED = "quarantined", pgettext_lazy("timeline event", "held for review")
+        RELEASED = "released", pgettext_lazy("timeline event", "released after review")
 
     share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -247,6 +260,11 @@ class ShareEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def agent_label(self) -> str:
+        """Who did it, as the timeline says it in the reader's language."""
+        return agent_label(self.agent)
 
 
 class DownloadSession(models.Model):
@@ -291,15 +309,15 @@ class DownloadSession(models.Model):
 
 class AbuseReport(models.Model):
     class Reason(models.TextChoices):
-        MALWARE = "malware", "Malware or phishing"
-        ILLEGAL = "illegal", "Illegal content"
-        COPYRIGHT = "copyright", "Copyright infringement"
-        OTHER = "other", "Something else"
+        MALWARE = "malware", _("Malware or phishing")
+        ILLEGAL = "illegal", _("Illegal content")
+        COPYRIGHT = "copyright", _("Copyright infringement")
+        OTHER = "other", _("Something else")
 
     class Resolution(models.TextChoices):
-        QUARANTINED = "quarantined", "Share held for review"
-        REMOVED = "removed", "Share revoked and deleted"
-        DISMISSED = "dismissed", "No action needed"
+        QUARANTINED = "quarantined", pgettext_lazy("shared file", "Share held for review")
+        REMOVED = "removed", pgettext_lazy("shared file", "Share revoked and deleted")
+        DISMISSED = "dismissed", _("No action needed")
 
     share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="reports")
     reason = models.CharField(max_length=16, choices=Reason.choices)

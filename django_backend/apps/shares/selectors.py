@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext, pgettext
 
 from .clients import OPERATOR
 from .exceptions import InvalidShareOption, ShareGone, ShareNotFound
@@ -33,35 +34,48 @@ def share_gone(share: Share) -> ShareGone:
     """The ShareGone for a share no download can be served from, its message saying why.
 
     The recipient reads it on the 410 page and API clients in the error's message, so it
-    says what happened and what to do, not a status.
+    says what happened and what to do, not a status. In the language active when it is made:
+    the reader's on a page, English under /api/.
     """
     if share.quarantined_at is not None:
         # Neutral on purpose: neither the recipient nor the sender learns of a review here,
         # and it may yet be released.
-        return ShareGone("This link is not available.")
+        return ShareGone(gettext("This link is not available."))
     status = share.status
     if status == Share.Status.CONSUMED:
         if share.max_downloads == 1:
             return ShareGone(
-                "This file has already been downloaded, and the link worked only once. If it "
-                "wasn't you who downloaded it, tell the sender: someone else has the file."
+                gettext(
+                    "This file has already been downloaded, and the link worked only once. If "
+                    "it wasn't you who downloaded it, tell the sender: someone else has the file."
+                )
             )
         return ShareGone(
-            f"This file has already been downloaded {share.max_downloads} times, as many as "
-            "the sender allowed. If you didn't download it, tell the sender: someone else has "
-            "the file."
+            # Translators: never with 1 (that case has a sentence of its own).
+            ngettext(
+                "This file has already been downloaded %(count)d time, as many as the sender "
+                "allowed. If you didn't download it, tell the sender: someone else has the file.",
+                "This file has already been downloaded %(count)d times, as many as the sender "
+                "allowed. If you didn't download it, tell the sender: someone else has the file.",
+                share.max_downloads,
+            )
+            % {"count": share.max_downloads}
         )
     if status == Share.Status.EXPIRED:
         return ShareGone(
-            "This link has expired and the file is deleted. Ask the sender to share it again."
+            gettext(
+                "This link has expired and the file is deleted. Ask the sender to share it again."
+            )
         )
     if status == Share.Status.REVOKED and not _removed_by_operator(share):
         return ShareGone(
-            "The sender revoked this link and the file is deleted. Ask the sender if you "
-            "still need it."
+            gettext(
+                "The sender revoked this link and the file is deleted. Ask the sender if you "
+                "still need it."
+            )
         )
     # Removed by the operators, or the bytes lost from storage: nothing more to say.
-    return ShareGone("This file is no longer available.")
+    return ShareGone(gettext("This file is no longer available."))
 
 
 def _removed_by_operator(share: Share) -> bool:
@@ -80,7 +94,7 @@ def share_get_for_owner(*, owner: AbstractBaseUser, share_id: int) -> Share:
     """One of the owner's shares, whatever its status; ShareNotFound for anyone else's."""
     share = Share.objects.filter(pk=share_id, owner=owner).first()
     if share is None:
-        raise ShareNotFound("There is no such share among yours.")
+        raise ShareNotFound(pgettext("shared file", "There is no such share among yours."))
     return share
 
 

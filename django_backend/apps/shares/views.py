@@ -13,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -213,5 +214,7 @@ def owner_revoke(request: HttpRequest, share_id: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         lifecycle.share_revoke(share_id=share.pk, actor=actor_from_request(request))
-        messages.success(request, f"“{share.name}” is revoked and its file deleted.")
+        messages.success(
+            request, gettext("“%(name)s” is revoked and its file deleted.") % {"name": share.name}
+        )
     return redirect("shares:mine")

@@ -14,6 +14,7 @@ from django.db import connection, models, transaction
 from django.db.models import Case, F, Sum, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from core.celery import enqueue_on_commit
 
@@ -59,15 +60,24 @@ def validate_share_options(
     if not settings.MIN_EXPIRES_IN <= expires_in <= settings.MAX_EXPIRES_IN:
         raise InvalidShareOption(
             "expires_in",
-            f"must be between {settings.MIN_EXPIRES_IN} and {settings.MAX_EXPIRES_IN} seconds.",
+            gettext("must be between %(minimum)d and %(maximum)d seconds.")
+            % {"minimum": settings.MIN_EXPIRES_IN, "maximum": settings.MAX_EXPIRES_IN},
         )
     if not 1 <= max_downloads <= settings.MAX_DOWNLOADS_LIMIT:
         raise InvalidShareOption(
-            "max_downloads", f"must be between 1 and {settings.MAX_DOWNLOADS_LIMIT}."
+            "max_downloads",
+            gettext("must be between 1 and %(maximum)d.")
+            % {"maximum": settings.MAX_DOWNLOADS_LIMIT},
         )
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidShareOption(
-            "password", f"must be at most {MAX_PASSWORD_LENGTH} characters long."
+            "password",
+            ngettext(
+                "must be at most %(maximum)d character long.",
+                "must be at most %(maximum)d characters long.",
+                MAX_PASSWORD_LENGTH,
+            )
+            % {"maximum": MAX_PASSWORD_LENGTH},
         )
     return expires_in
 
@@ -185,8 +195,11 @@ def check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
     used = Share.objects.active().filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
     if used + adding > quota:
         raise TooLarge(
-            f"This upload would pass your quota of {filesizeformat(quota)} of active shares "
-            f"({filesizeformat(used)} in use). Revoke a share or wait for one to end."
+            gettext(
+                "This upload would pass your quota of %(quota)s of active shares (%(used)s in "
+                "use). Revoke a share or wait for one to end."
+            )
+            % {"quota": filesizeformat(quota), "used": filesizeformat(used)}
         )
 
 

@@ -23,6 +23,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.common.exceptions import RateLimited
 
@@ -43,7 +45,7 @@ BUSY_RETRY_AFTER = 5
 
 
 class SessionUsedUp(ShareGone):
-    default_message = (
+    default_message = _(
         "This download link has served its allowance. Ask the sender to share the file again."
     )
 
@@ -72,21 +74,23 @@ def session_get(*, session_token: str) -> DownloadSession:
         .first()
     )
     if session is None:
-        raise ShareNotFound("There is no download at this link.")
+        raise ShareNotFound(gettext("There is no download at this link."))
     _check_live(session)
     return session
 
 
 def _check_live(session: DownloadSession) -> None:
     if session.completed_at is not None:
-        raise ShareGone("This file was downloaded in full; the link has done its work.")
+        raise ShareGone(gettext("This file was downloaded in full; the link has done its work."))
     if not session.is_live:
-        raise ShareGone("This download link has expired. Ask the sender to share the file again.")
+        raise ShareGone(
+            gettext("This download link has expired. Ask the sender to share the file again.")
+        )
     share = session.share
     if share.purged_at is not None or share.revoked_at is not None:
-        raise ShareGone("The sender revoked this file; it is gone.")
+        raise ShareGone(gettext("The sender revoked this file; it is gone."))
     if share.quarantined_at is not None:
-        raise ShareGone("This link is not available.")
+        raise ShareGone(gettext("This link is not available."))
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def session_request_begin(*, session_token: str, start: int, length: int) -> Ses
             .first()
         )
         if session is None:
-            raise ShareNotFound("There is no download at this link.")
+            raise ShareNotFound(gettext("There is no download at this link."))
         _check_live(session)
         if session.bytes_served + length > BYTES_BUDGET_FACTOR * max(session.share.size, 1):
             raise SessionUsedUp()
