@@ -1,7 +1,8 @@
 // Copy buttons: <button data-copy="ID" data-copy-status="ID" hidden>. The button copies
 // the value (or the text) of element ID and says so in the status element, a polite live
 // region. Buttons ship hidden, so a page without JavaScript shows no dead buttons; the
-// manage page swaps its content in place and then sends "ots:updated".
+// manage page swaps its content in place and then sends "ots:updated". Messages come from
+// the JavaScript catalogue (/jsi18n/), loaded before this script.
 (() => {
   "use strict";
 
@@ -79,7 +80,7 @@
     const status = document.getElementById(button.dataset.copyStatus);
     const copied = await copy(source, text);
     if (copied) {
-      say(status, button, "Copied");
+      say(status, button, gettext("Copied"));
       button.focus();
     } else {
       // Leave the text selected so the keyboard shortcut works.
@@ -89,7 +90,7 @@
       } else {
         window.getSelection()?.selectAllChildren(source);
       }
-      say(status, button, "Press Ctrl+C (⌘C on a Mac) to copy");
+      say(status, button, gettext("Press Ctrl+C (⌘C on a Mac) to copy"));
     }
   });
 

@@ -1,6 +1,7 @@
 // The recipient's page: "expires in" counts down every second, and after Download is
 // pressed the page says what became of the link. The Download form itself is never
 // stopped: it is a plain POST whose answer is the file, so the page stays where it is.
+// Messages come from the JavaScript catalogue (/jsi18n/), loaded before this script.
 (() => {
   "use strict";
 
@@ -13,26 +14,32 @@
   const downloadHint = document.getElementById("download-hint");
   const downloadsLeft = document.getElementById("downloads-left");
 
-  function plural(count, word) {
-    return `${count} ${word}${count === 1 ? "" : "s"}`;
+  // Each message is written out whole in a gettext call, where the catalogue's tools find it.
+  function withCount(message, n) {
+    return interpolate(message, { count: n }, true);
   }
+
+  const days = (n) => withCount(ngettext("%(count)s day", "%(count)s days", n), n);
+  const hours = (n) => withCount(ngettext("%(count)s hour", "%(count)s hours", n), n);
+  const minutes = (n) => withCount(ngettext("%(count)s minute", "%(count)s minutes", n), n);
+  const seconds = (n) => withCount(ngettext("%(count)s second", "%(count)s seconds", n), n);
 
   function describeRemaining(milliseconds) {
     const total = Math.floor(milliseconds / 1000);
-    const days = Math.floor(total / 86400);
-    const hours = Math.floor((total % 86400) / 3600);
-    const minutes = Math.floor((total % 3600) / 60);
-    const seconds = total % 60;
-    if (days > 0) {
-      return `${plural(days, "day")}, ${plural(hours, "hour")}, ${plural(minutes, "minute")}`;
+    const d = Math.floor(total / 86400);
+    const h = Math.floor((total % 86400) / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    if (d > 0) {
+      return `${days(d)}, ${hours(h)}, ${minutes(m)}`;
     }
-    if (hours > 0) {
-      return `${plural(hours, "hour")}, ${plural(minutes, "minute")}, ${plural(seconds, "second")}`;
+    if (h > 0) {
+      return `${hours(h)}, ${minutes(m)}, ${seconds(s)}`;
     }
-    if (minutes > 0) {
-      return `${plural(minutes, "minute")}, ${plural(seconds, "second")}`;
+    if (m > 0) {
+      return `${minutes(m)}, ${seconds(s)}`;
     }
-    return plural(seconds, "second");
+    return seconds(s);
   }
 
   function endDownloads(message) {
@@ -52,8 +59,8 @@
       const tick = () => {
         const left = expiresAt.getTime() - Date.now();
         if (left <= 0) {
-          countdown.textContent = "expired";
-          endDownloads("This link has expired: the file can no longer be downloaded.");
+          countdown.textContent = pgettext("time left", "expired");
+          endDownloads(gettext("This link has expired: the file can no longer be downloaded."));
           return false;
         }
         countdown.textContent = describeRemaining(left);
@@ -90,8 +97,10 @@
     window.setTimeout(() => {
       if (remaining === 0) {
         endDownloads(
-          "This link is now used up: your download has started, and the file is deleted " +
-            "from the server once it is sent. Check your browser's downloads."
+          gettext(
+            "This link is now used up: your download has started, and the file is deleted " +
+              "from the server once it is sent. Check your browser's downloads."
+          )
         );
         if (downloadHint) {
           downloadHint.hidden = true;
@@ -99,8 +108,14 @@
         return;
       }
       downloadButton.disabled = true;
-      downloadStatus.textContent =
-        `Your download has started. ${plural(remaining, "download")} left on this link.`;
+      downloadStatus.textContent = withCount(
+        ngettext(
+          "Your download has started. %(count)s download left on this link.",
+          "Your download has started. %(count)s downloads left on this link.",
+          remaining
+        ),
+        remaining
+      );
       window.setTimeout(() => {
         downloadButton.disabled = false;
       }, 3000);

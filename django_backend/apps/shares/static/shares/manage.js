@@ -2,7 +2,8 @@
 // status and download count, and when they change (or every 30 s, for new timeline
 // entries such as "page opened") it fetches this page again and swaps the card in place,
 // keeping focus and announcing the change. Without JavaScript a <noscript> meta refresh
-// reloads the page instead. Revoke asks for confirmation first.
+// reloads the page instead. Revoke asks for confirmation first. Messages come from the
+// JavaScript catalogue (/jsi18n/), loaded before this script.
 (() => {
   "use strict";
 
@@ -47,21 +48,29 @@
 
   function describeChange(before, after) {
     const status = after.dataset.status;
-    const downloads = `${after.dataset.downloads} of ${after.dataset.maxDownloads}`;
+    const downloads = interpolate(
+      gettext("%(downloads)s of %(max_downloads)s"),
+      { downloads: after.dataset.downloads, max_downloads: after.dataset.maxDownloads },
+      true
+    );
     if (status !== before.dataset.status) {
       const messages = {
-        consumed: `Delivered: downloaded ${downloads}. The file is deleted from the server.`,
-        expired: "The link has expired.",
-        revoked: "The link was revoked.",
+        consumed: gettext(
+          "Delivered: downloaded %(downloads)s. The file is deleted from the server."
+        ),
+        expired: gettext("The link has expired."),
+        revoked: gettext("The link was revoked."),
       };
-      return messages[status] ?? `Status: ${status}.`;
+      const message = messages[status] ?? gettext("Status: %(status)s.");
+      return interpolate(message, { downloads, status }, true);
     }
     if (after.dataset.downloads !== before.dataset.downloads) {
-      return `Downloaded: ${downloads}.`;
+      return interpolate(gettext("Downloaded: %(downloads)s."), { downloads }, true);
     }
     if (after.dataset.events !== before.dataset.events) {
       const last = after.querySelector(".timeline li:last-child");
-      return last ? `New: ${last.textContent.replace(/\s+/g, " ").trim()}` : "";
+      const event = last?.textContent.replace(/\s+/g, " ").trim();
+      return last ? interpolate(gettext("New: %(event)s"), { event }, true) : "";
     }
     return "";
   }

@@ -1,6 +1,7 @@
 // The upload page, enhanced: drop a file anywhere, the size limit checked before sending,
 // and the upload sent to the JSON API with XMLHttpRequest, which (unlike fetch) reports
 // upload progress. Without this script the form posts to the page itself, as before.
+// Messages come from the JavaScript catalogue (/jsi18n/), loaded before this script.
 (() => {
   "use strict";
 
@@ -28,9 +29,22 @@
 
   // --- formatting -------------------------------------------------------------------
 
-  const UNITS = ["bytes", "KB", "MB", "GB", "TB"];
+  // Each message is written out whole in a gettext call, where the catalogue's tools find
+  // it; interpolate() fills in its %(name)s placeholders.
+  function format(message, values) {
+    return interpolate(message, values, true);
+  }
 
-  // Binary multiples with the short names, as the server's filesizeformat writes them.
+  const UNITS = [
+    null,
+    gettext("%(size)s KB"),
+    gettext("%(size)s MB"),
+    gettext("%(size)s GB"),
+    gettext("%(size)s TB"),
+  ];
+
+  // Binary multiples with the short names and the decimal separator of the page's language,
+  // as the server's filesizeformat writes them.
   function formatBytes(bytes) {
     let value = bytes;
     let unit = 0;
@@ -39,9 +53,10 @@
       unit += 1;
     }
     if (unit === 0) {
-      return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+      return format(ngettext("%(size)s byte", "%(size)s bytes", bytes), { size: bytes });
     }
-    return `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+    const size = value.toFixed(value < 10 ? 1 : 0).replace(".", get_format("DECIMAL_SEPARATOR"));
+    return format(UNITS[unit], { size });
   }
 
   function formatDuration(seconds) {
@@ -50,12 +65,12 @@
     const minutes = Math.floor((total % 3600) / 60);
     const rest = total % 60;
     if (hours > 0) {
-      return `${hours} h ${minutes} min`;
+      return format(gettext("%(hours)s h %(minutes)s min"), { hours, minutes });
     }
     if (minutes > 0) {
-      return `${minutes} min ${rest} s`;
+      return format(gettext("%(minutes)s min %(seconds)s s"), { minutes, seconds: rest });
     }
-    return `${rest} s`;
+    return format(gettext("%(seconds)s s"), { seconds: rest });
   }
 
   // --- messages ---------------------------------------------------------------------
@@ -92,7 +107,8 @@
       showError(message);
       return;
     }
-    showError(`${label}: ${message.slice(match[0].length)}`);
+    const detail = message.slice(match[0].length);
+    showError(format(gettext("%(field)s: %(message)s"), { field: label, message: detail }));
     field.setAttribute("aria-invalid", "true");
     field.addEventListener("input", () => field.removeAttribute("aria-invalid"), { once: true });
     field.focus();
@@ -107,16 +123,19 @@
   // --- choosing a file --------------------------------------------------------------
 
   function tooLargeMessage(file) {
-    return (
-      `“${file.name}” is ${formatBytes(file.size)}; the limit is ${formatBytes(maxSize)}. ` +
-      "Choose a smaller file, or compress or split it first."
+    return format(
+      gettext(
+        "“%(name)s” is %(size)s; the limit is %(limit)s. " +
+          "Choose a smaller file, or compress or split it first."
+      ),
+      { name: file.name, size: formatBytes(file.size), limit: formatBytes(maxSize) }
     );
   }
 
   // Returns the message that stops this file from being sent, or "" when it may go.
   function checkFile(file) {
     if (!file) {
-      return "Choose a file to share.";
+      return gettext("Choose a file to share.");
     }
     if (file.size > maxSize) {
       return tooLargeMessage(file);
@@ -127,7 +146,12 @@
   function describeChosenFile() {
     const file = fileInput.files[0];
     clearErrors();
-    fileChosen.textContent = file ? `Selected: ${file.name} (${formatBytes(file.size)})` : "";
+    fileChosen.textContent = file
+      ? format(gettext("Selected: %(name)s (%(size)s)"), {
+          name: file.name,
+          size: formatBytes(file.size),
+        })
+      : "";
     if (file) {
       showFileError(checkFile(file));
     }
@@ -173,7 +197,7 @@
     const items = Array.from(event.dataTransfer.items ?? []);
     if (items.some((item) => item.webkitGetAsEntry?.()?.isDirectory)) {
       clearErrors();
-      showFileError("A folder cannot be shared as it is: put it in a zip archive first.");
+      showFileError(gettext("A folder cannot be shared as it is: put it in a zip archive first."));
       return;
     }
     const files = event.dataTransfer.files;
@@ -186,7 +210,15 @@
     fileInput.files = chosen.files;
     describeChosenFile();
     if (files.length > 1) {
-      fileChosen.textContent += ` — one file at a time: the other ${files.length - 1} were left out.`;
+      const leftOut = files.length - 1;
+      fileChosen.textContent += format(
+        ngettext(
+          " — one file at a time: the other %(count)s was left out.",
+          " — one file at a time: the other %(count)s were left out.",
+          leftOut
+        ),
+        { count: leftOut }
+      );
     }
     fileInput.focus();
   });
@@ -211,33 +243,53 @@
     setBusy(false);
   }
 
+  // The API answers in English, whose clients match on the error's code; on a page in
+  // another language, what the page can say itself (too many uploads, the service briefly
+  // down) it says in the reader's words. Anything more particular stays the API's.
+  const OWN_WORDS = new Set([429, 503]);
+  const pageInEnglish = (document.documentElement.lang || "en") === "en";
+
   function errorMessage(request) {
+    let message = "";
     try {
-      const message = JSON.parse(request.responseText)?.error?.message;
-      if (message) {
-        return message;
-      }
+      message = JSON.parse(request.responseText)?.error?.message ?? "";
     } catch {
       // Not our JSON: a proxy in front of the app answered. Say what the status means.
     }
+    if (message && (pageInEnglish || !OWN_WORDS.has(request.status))) {
+      return message;
+    }
     if (request.status === 413) {
-      return `The file is larger than this service accepts (${formatBytes(maxSize)}).`;
+      return format(gettext("The file is larger than this service accepts (%(limit)s)."), {
+        limit: formatBytes(maxSize),
+      });
     }
     if (request.status === 429) {
       const wait = Number(request.getResponseHeader("Retry-After"));
       return wait > 0
-        ? `Too many uploads from here. Try again in ${formatDuration(wait)}.`
-        : "Too many uploads from here. Try again later.";
+        ? format(gettext("Too many uploads from here. Try again in %(wait)s."), {
+            wait: formatDuration(wait),
+          })
+        : gettext("Too many uploads from here. Try again later.");
     }
-    return `The upload failed (HTTP ${request.status}). Please try again.`;
+    if (request.status === 503 && message) {
+      return gettext("The service is briefly unavailable. Please try again shortly.");
+    }
+    return format(gettext("The upload failed (HTTP %(status)s). Please try again."), {
+      status: request.status,
+    });
   }
 
   function startProgress(file) {
     progressName.textContent = file.name;
     cancelButton.disabled = false;
     bar.value = 0;
-    progressText.textContent = `0% · 0 bytes of ${formatBytes(file.size)}`;
-    announce(`Uploading ${file.name}.`);
+    const sentOfTotal = format(gettext("%(sent)s of %(total)s"), {
+      sent: formatBytes(0),
+      total: formatBytes(file.size),
+    });
+    progressText.textContent = `0% · ${sentOfTotal}`;
+    announce(format(gettext("Uploading %(name)s."), { name: file.name }));
   }
 
   // Speed is smoothed over the last few seconds, so the time left does not jump about.
@@ -262,11 +314,18 @@
       const percent = Math.floor(fraction * 100);
       const seconds = (now - samples[0].at) / 1000;
       const speed = seconds > 0.3 ? (sent - samples[0].sent) / seconds : 0;
-      const parts = [`${percent}%`, `${formatBytes(sent)} of ${formatBytes(fileSize)}`];
+      const parts = [
+        `${percent}%`,
+        format(gettext("%(sent)s of %(total)s"), {
+          sent: formatBytes(sent),
+          total: formatBytes(fileSize),
+        }),
+      ];
       if (speed > 0) {
         parts.push(`${formatBytes(speed)}/s`);
         if (sent < fileSize) {
-          parts.push(`about ${formatDuration((fileSize - sent) / speed)} left`);
+          const timeLeft = formatDuration((fileSize - sent) / speed);
+          parts.push(format(gettext("about %(time)s left"), { time: timeLeft }));
         }
       }
       bar.value = percent;
@@ -274,7 +333,8 @@
       const quarter = Math.floor(percent / 25);
       if (quarter > lastQuarter && percent < 100) {
         lastQuarter = quarter;
-        announce(`${percent}% uploaded.`);
+        // Translators: %(percent)s is a percentage such as "25%".
+        announce(format(gettext("%(percent)s uploaded."), { percent: `${percent}%` }));
       }
     };
   }
@@ -294,8 +354,12 @@
     }
     const downloads = form.elements.namedItem("max_downloads");
     if (!downloads.checkValidity()) {
-      const range = `between ${downloads.min} and ${downloads.max}`;
-      showError(`Downloads allowed must be a whole number ${range}.`);
+      showError(
+        format(gettext("Downloads allowed must be a whole number between %(min)s and %(max)s."), {
+          min: downloads.min,
+          max: downloads.max,
+        })
+      );
       downloads.focus();
       return;
     }
@@ -312,8 +376,8 @@
       // Every byte is sent and the server is storing the share: cancelling now could not
       // promise that nothing was shared.
       cancelButton.disabled = true;
-      progressText.textContent = "100% · sent. Checking the file…";
-      announce("Upload complete. Preparing your link.");
+      progressText.textContent = `100% · ${gettext("sent. Checking the file…")}`;
+      announce(gettext("Upload complete. Preparing your link."));
     });
     request.addEventListener("load", () => {
       if (request.status === 201) {
@@ -325,7 +389,7 @@
         }
         if (created?.manage_url) {
           window.removeEventListener("beforeunload", warnBeforeLeaving);
-          progressText.textContent = "Done. Opening your share page…";
+          progressText.textContent = pgettext("shared file", "Done. Opening your share page…");
           cancelButton.disabled = true;
           // One source of truth for the link, its QR code and the Copy button.
           window.location.assign(created.manage_url);
@@ -337,13 +401,17 @@
     });
     request.addEventListener("error", () => {
       finish();
-      showError("The connection broke off before the upload finished. Check your network and try again.");
+      showError(
+        gettext(
+          "The connection broke off before the upload finished. Check your network and try again."
+        )
+      );
     });
     request.addEventListener("abort", () => {
       finish();
       form.reset();
       fileChosen.textContent = "";
-      announce("Upload cancelled. Nothing was shared.");
+      announce(gettext("Upload cancelled. Nothing was shared."));
       fileInput.focus();
     });
 
