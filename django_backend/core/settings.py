@@ -253,8 +253,10 @@ if STORAGE_BACKEND == "s3":
     }
 
 # Uploads: every upload streams through our handler, which hashes it, counts it against
-# MAX_UPLOAD_SIZE and always spools it to a temporary file (never to memory).
-MAX_UPLOAD_SIZE = env.size("MAX_UPLOAD_SIZE", 1024**3)
+# MAX_UPLOAD_SIZE and always spools it to a temporary file (never to memory). 10 GiB by
+# default: memory stays flat, storing is a rename, and tus resumes what a network drops
+# (docs/benchmarks.md, "Upload paths"; .env.sample says more).
+MAX_UPLOAD_SIZE = env.size("MAX_UPLOAD_SIZE", 10 * 1024**3)
 FILE_UPLOAD_HANDLERS = ["apps.shares.uploads.ShareUploadHandler"]
 # Where uploads spool. Empty: MEDIA_ROOT/.uploads, on the stored files' filesystem (so that
 # storing an upload is a rename), made by the first upload (apps.shares.uploads.spool_dir).

@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 
 from .processes import Process
 
-MAX_UPLOAD_SIZE = 1024**3  # the documented default, stated so the pages under test know it
+MAX_UPLOAD_SIZE = 10 * 1024**3  # the documented default, stated so the pages under test know it
 
 
 @dataclass
