@@ -94,8 +94,8 @@ def assert_the_bytes_go_when_the_session_ends(
 ) -> None:
     """Served by the app (s3): the session completed when its last byte left, and the bytes
     went with it. Offloaded: nginx sent them and the app cannot know it did, so the bytes
-    stay, through the claim's own purge task and the purge runs after it, for as long as
-    the session's window is open; once it closes, the purge job ends it and deletes them."""
+    stay, past the purge runs that follow the claim's grace, for as long as the session's
+    window is open; once it closes, the purge job ends it and deletes them."""
     processes = topology.processes
     if not topology.variant.offloaded:
         processes.wait_until(
