@@ -9,9 +9,10 @@
 FROM python:3.11-slim AS builder
 
 # The pinned requirements ship wheels for the usual platforms; the compilers are here for
-# any that must build from source on another one (cffi, argon2-cffi), and stay here.
+# any that must build from source on another one (cffi, argon2-cffi), and stay here, as
+# does gettext, which compiles the translation catalogues below.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential \
+    && apt-get install -y --no-install-recommends build-essential gettext \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -19,6 +20,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install --requirement /tmp/requirements.txt
+
+# The translation catalogues, compiled from their sources (.po) for the image.
+COPY django_backend/locale/ /build/locale/
+RUN find /build/locale -name "*.mo" -delete \
+    && cd /build && /opt/venv/bin/django-admin compilemessages
 
 # ---- runtime: the virtualenv and the app, no compiler -----------------------------------
 FROM python:3.11-slim AS runtime
@@ -47,6 +53,7 @@ COPY --from=builder /opt/venv /opt/venv
 # /app/django_backend (the code), /app/scripts/entrypoint.sh, /app/var (state).
 WORKDIR /app
 COPY django_backend/ django_backend/
+COPY --from=builder /build/locale/ django_backend/locale/
 COPY --chmod=0755 scripts/entrypoint.sh scripts/entrypoint.sh
 # Byte code is compiled now, because the code stays read-only to the app's user (and
 # PYTHONDONTWRITEBYTECODE keeps it from trying). var/ is the app's: the media and static
