@@ -19,8 +19,10 @@ Paths 2 to 4 go to one gunicorn (one sync worker unless told otherwise, as in th
 benchmark). Each path is warmed up with a tiny file, then makes ``--repeats`` timed uploads,
 interleaved: every round runs all four, the next round starting one path later. Every
 upload is checked (the SHA-256 and size the server stored) and its stored file deleted, so
-the disk holds at most one copy besides the test file. The time runs from the first request to the
-last answer (for tus: creation, every PATCH, and the share's creation at the end).
+the disk holds at most one copy besides the test file; before each upload, os.sync() (not
+timed) writes out what the previous one left in the page cache. The time runs from the
+first request to the last answer (for tus: creation, every PATCH, and the share's creation
+at the end).
 
 For each path the table gives the median MB/s and its ratio to the ceiling's median in the
 same run, every run, and the median per upload of: the CPU seconds of the gunicorn worker and
@@ -31,6 +33,7 @@ before each upload, see process_stats.py).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import statistics
 import time
@@ -233,6 +236,10 @@ def compare_uploads(tmp: Path, args: argparse.Namespace) -> UploadComparison:
         for round_ in range(args.repeats):
             shift = round_ % len(variants)
             for variant in variants[shift:] + variants[:shift]:
+                # Each upload starts with no dirty pages waiting for the disk (the test file
+                # just written, the upload before): writeback owed by another path would
+                # slow this one down.
+                os.sync()
                 app.start()
                 front.start()
                 started = time.perf_counter()
