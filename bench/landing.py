@@ -13,6 +13,9 @@ What it measures
        workers and threads of the Procfile's ``web`` line (``--workers``/``--threads``
        override them), debug off, in the environment the tests give app processes
        (.env.sample's defaults; the process harness of django_backend/tests/support).
+       What it serves is a copy in a temporary directory (of the working tree, or of
+       ``--ref`` exported with git archive), so that the entrypoint's collectstatic never
+       writes the repository's var/static, which the tests read.
     3. It creates one share with ``manage.py create_share`` and takes its link.
     4. The load generator is wrk (Debian's package; ``--wrk``), ``--connections`` (100)
        connections on ``--client-threads`` (2) threads, keep-alive, with a link-preview
@@ -85,12 +88,22 @@ def procfile_gunicorn(ref: str | None) -> tuple[int, int]:
     raise RuntimeError("no web: line in the Procfile")
 
 
-def entrypoint_of(ref: str | None, tmp: Path) -> Path | None:
-    """scripts/entrypoint.sh of `ref`, exported beside the django_backend that checkout()
-    exported (the script serves the django_backend next to it); None for the working
-    tree's."""
+def served_tree(ref: str | None, tmp: Path) -> tuple[Path, Path, str]:
+    """The django_backend to serve, the entrypoint.sh beside it, and a description.
+
+    The entrypoint serves the django_backend next to it and collects static files into
+    ../var/static from there, so the served tree is always a copy in `tmp`: the working
+    tree's (as it is now) or `ref`'s (git archive), never the repository itself, whose
+    var/static the tests and `make run` read.
+    """
     if ref is None:
-        return None
+        _, _, description = checkout(tmp, None)
+        src = tmp / "src"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(REPO_DIR / "django_backend", src / "django_backend", ignore=ignore)
+        shutil.copytree(REPO_DIR / "scripts", src / "scripts", ignore=ignore)
+        return src / "django_backend", src / "scripts" / "entrypoint.sh", description
+    django_dir, _, description = checkout(tmp, ref)
     archive = subprocess.run(
         ["git", "-C", str(REPO_DIR), "archive", "--format=tar", ref, "scripts/entrypoint.sh"],
         check=True,
@@ -98,7 +111,7 @@ def entrypoint_of(ref: str | None, tmp: Path) -> Path | None:
         timeout=60,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp / "src")], input=archive, check=True)
-    return tmp / "src" / "scripts" / "entrypoint.sh"
+    return django_dir, tmp / "src" / "scripts" / "entrypoint.sh", description
 
 
 def database_url(server_url: str, name: str) -> str:
@@ -289,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ots-bench-landing-"))
     db_url = database_url(args.server_url, args.database)
     try:
-        django_dir, _, code = checkout(tmp, args.ref)
+        django_dir, entrypoint, code = served_tree(args.ref, tmp)
         recreate_database(args.server_url, args.database)
         (tmp / "media").mkdir()
         env = loopback_server_env(
@@ -298,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         command = gunicorn(port, workers=args.workers, threads=args.threads)
-        if entrypoint := entrypoint_of(args.ref, tmp):
-            command[0] = str(entrypoint)
+        command[0] = str(entrypoint)  # the copy's, which serves the copy
         print("server:", shlex.join(command), flush=True)
         with running(tmp) as processes:
             server = processes.start("gunicorn", command, env=env, cwd=django_dir)
