@@ -284,6 +284,17 @@ def test_a_plain_page_switches_language_with_the_set_language_form(db) -> None:
     assert '<html lang="nl">' in client.get("/account/login/").content.decode()
 
 
+@pytest.mark.parametrize("language", ["en", *TRANSLATED])
+def test_the_switcher_names_each_language_in_itself(client: Client, language: str) -> None:
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    switcher = page[page.index('class="language-switcher"') :]
+
+    names = re.findall(r'lang="(\w+)"[^>]*>([^<]+)<', switcher)
+
+    assert names == list(settings.LANGUAGES)
+    assert dict(names)["en"] == "English"
+
+
 def test_a_share_page_offers_links_not_the_form_it_could_not_post(client: Client, make_share):
     """Under no-referrer a browser posts with `Origin: null`, which fails the CSRF check of
     set_language: the share pages switch language with plain links."""
