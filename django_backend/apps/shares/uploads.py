@@ -37,11 +37,12 @@ from .exceptions import InvalidShareOption, StorageUnavailable, TooLarge
 logger = logging.getLogger(__name__)
 
 # How much of a body is read at a time, raw (PUT) or multipart (Django's parser reads in the
-# handler's chunk_size). Large on purpose: gunicorn assembles each read from recv()s of up to
-# 1 MiB and copies what it read ahead on every read, so 256 KiB reads spent more time copying
-# than anything else (bench/transfer.py --compare-uploads); 4 MiB reads copy little. Memory
-# stays flat: a few of these buffers at a time (see HASH_QUEUE_DEPTH), whatever the size.
-RAW_CHUNK_SIZE = 4 * 1024 * 1024
+# handler's chunk_size): 1 MiB, gunicorn's largest recv(). gunicorn assembles each read in a
+# BytesIO and copies what it read ahead on every read, so 256 KiB reads copied the same
+# bytes over and over. 4 MiB reads measured no faster than 1 MiB on a busy 2-core machine
+# (bench/transfer.py --compare-uploads) and held three times the memory (35 against 12 MiB
+# of growth with the hashing queue below).
+RAW_CHUNK_SIZE = 1024 * 1024
 # Pieces waiting for the hashing thread. When it falls behind, the request thread waits
 # rather than buffering: at most this many pieces (of RAW_CHUNK_SIZE) are held at once.
 HASH_QUEUE_DEPTH = 4
