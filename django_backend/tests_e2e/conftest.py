@@ -142,6 +142,8 @@ def new_context(browser: Browser, server: Server) -> Iterator[Callable[..., Brow
     def make(**options: Any) -> BrowserContext:
         options.setdefault("base_url", server.url)
         options.setdefault("accept_downloads", True)
+        # The pages follow the browser's language: English unless a test asks for another.
+        options.setdefault("locale", "en-US")
         context = browser.new_context(**options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         contexts.append(context)
