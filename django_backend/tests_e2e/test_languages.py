@@ -103,6 +103,13 @@ def test_upload_to_download_switching_language_on_the_way(
     expect(page.locator("html")).to_have_attribute("lang", "nl")
     assert page.url == manage_url
     expect(page.locator("#manage-title")).to_have_text("Uw gedeelde bestand: notes.txt")
+    # The date in the sentence is written in the page's language, not the browser's.
+    expires = page.locator("#next-step time")
+    dutch_date = expires.evaluate(
+        """(time) => new Date(time.getAttribute("datetime")).toLocaleString(
+            "nl", { dateStyle: "medium", timeStyle: "short" })"""
+    )
+    expect(expires).to_have_text(dutch_date)
     link = share_link(page)
 
     recipient = context.new_page()

@@ -55,7 +55,10 @@
   if (countdown) {
     const expiresAt = new Date(countdown.getAttribute("datetime"));
     if (!Number.isNaN(expiresAt.getTime())) {
-      countdown.title = expiresAt.toLocaleString();
+      // In the page's language, as local-times.js writes dates.
+      const language = document.documentElement.lang;
+      const browsers = !language || navigator.language.toLowerCase().startsWith(language);
+      countdown.title = expiresAt.toLocaleString(browsers ? undefined : language);
       const tick = () => {
         const left = expiresAt.getTime() - Date.now();
         if (left <= 0) {

@@ -3,6 +3,15 @@
 (() => {
   "use strict";
 
+  // In the page's language; in the browser's own variant of it when the two agree (en-GB
+  // writes the day first), else a German page in an English browser would read
+  // "läuft am Nov 30, 2026 ab".
+  const pageLanguage = document.documentElement.lang;
+  const locale =
+    pageLanguage && !navigator.language.toLowerCase().startsWith(pageLanguage)
+      ? pageLanguage
+      : undefined;
+
   const STYLES = {
     date: { dateStyle: "medium", timeStyle: "short" },
     full: { dateStyle: "medium", timeStyle: "medium" },
@@ -15,7 +24,7 @@
         return;
       }
       const style = STYLES[element.dataset.style] ?? STYLES.full;
-      element.textContent = when.toLocaleString(undefined, style);
+      element.textContent = when.toLocaleString(locale, style);
       element.title = element.getAttribute("datetime");
     });
   }
