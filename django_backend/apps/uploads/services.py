@@ -114,6 +114,9 @@ def upload_create(
         max_downloads=options.max_downloads,
         password=options.password,
     )
+    if length == 0:
+        # Refused like every other empty upload: a link to nothing would only puzzle.
+        raise InvalidUploadHeader("Upload-Length", "is 0: an empty file has nothing to share.")
     if length > settings.MAX_UPLOAD_SIZE:
         raise too_large_error()
     if owner is not None:

@@ -255,10 +255,6 @@ class _S3:
             for number, etag in upload.parts.order_by("number").values_list("number", "etag")
         ]
         client = cls.client()
-        if not parts:
-            # An empty file: S3 completes no multipart upload without a part.
-            cls._put_empty(upload)
-            return
         try:
             client.complete_multipart_upload(
                 Bucket=default_storage.bucket_name,
@@ -275,17 +271,6 @@ class _S3:
                 raise UploadBytesLost() from None
         with contextlib.suppress(Exception):  # only a leftover; the expiry sweep retries
             default_storage.delete(upload.staging_name)
-
-    @classmethod
-    def _put_empty(cls, upload: Upload) -> None:
-        try:
-            cls.client().put_object(
-                Bucket=default_storage.bucket_name, Key=cls.key(upload.storage_name), Body=b""
-            )
-        except Exception as exc:
-            raise StorageUnavailable() from exc
-        with contextlib.suppress(Exception):
-            cls.abort(upload)
 
     @classmethod
     def remove_orphans(

@@ -160,7 +160,7 @@ def _create(request: HttpRequest) -> HttpResponse:
     created = services.upload_create(length=length, options=options, owner=owner)
     upload = created.upload
     result = None
-    if has_body or length == 0:
+    if has_body:
         try:
             result = services.upload_write(
                 upload_id=created.upload_id,

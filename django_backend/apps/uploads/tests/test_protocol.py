@@ -459,15 +459,13 @@ def test_a_body_past_upload_length_is_413_and_discarded(client, media_root):
     assert staged_files(media_root)[0].read_bytes() == b"01234"
 
 
-def test_an_empty_upload_is_complete_at_creation(client):
+def test_an_empty_file_is_refused_at_creation(client, media_root):
     response = create(client, 0, metadata={"filename": "empty.txt"})
 
-    assert response.status_code == 201
-    assert response["Upload-Offset"] == "0"
-    share_object = response.json()
-    assert share_object["size"] == 0
-    assert share_object["sha256"] == hashlib.sha256(b"").hexdigest()
-    assert response["OneTimeShare-Share-Url"] == share_object["url"]
+    message = assert_api_error(response, 400, "invalid")
+    assert "empty" in message
+    assert Upload.objects.count() == 0
+    assert staged_files(media_root) == []
 
 
 # --- creation-with-upload ----------------------------------------------------------------

@@ -26,7 +26,6 @@ from .tus import (
     TUS,
     HeldBody,
     checksum,
-    create,
     created_path,
     head,
     patch,
@@ -127,15 +126,6 @@ def test_a_chunk_failing_its_checksum_leaves_no_part_behind_that_counts(client, 
     final = send(client, path, content, [6 * MIB, 5 * MIB])
     assert final.status_code == 200
     assert bucket.read(Share.objects.get().storage_name) == content
-
-
-def test_an_empty_file_on_s3(client, bucket):
-    response = create(client, 0, metadata={"filename": "empty.txt"})
-
-    assert response.status_code == 201
-    share = Share.objects.get()
-    assert bucket.read(share.storage_name) == b""
-    assert multipart_uploads(bucket) == []
 
 
 def test_terminate_aborts_the_multipart_upload_and_deletes_the_staging_object(client, bucket):
