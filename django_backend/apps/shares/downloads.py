@@ -30,7 +30,7 @@ from .filenames import attachment_disposition
 from .links import absolute_url
 from .models import Share
 from .services import sessions
-from .services.lifecycle import ClaimedShare, share_claim
+from .services.claims import ClaimedShare, share_claim
 from .storage import open_bytes
 from .tokens import token_hash
 

@@ -1,6 +1,8 @@
 """Every state change of a share, by concern.
 
-- lifecycle: create, claim (authorize, open the bytes, take a download), revoke, purge one;
+- lifecycle: create, open, revoke, purge one;
+- claims: claim a download (authorize, open the bytes, take the download, open its session);
+- sessions: the download session a claim opens (ranges, budget, completion, its window);
 - moderation: report, quarantine, release, remove, resolve a report;
 - maintenance: the periodic jobs, purge all and reconcile storage;
 - events: the timeline every change writes to.

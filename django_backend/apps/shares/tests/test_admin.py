@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.shares.clients import Actor
 from apps.shares.models import AbuseReport, Share
-from apps.shares.services import lifecycle, maintenance, moderation
+from apps.shares.services import claims, lifecycle, maintenance, moderation
 from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def shares(make_share) -> dict[str, lifecycle.CreatedShare]:
     with time_machine.travel(timezone.now() - timedelta(hours=2)):
         created["expired"] = make_share(KB, name="expired.txt", expires_in=60)
         created["purged"] = make_share(KB, name="expired-purged.txt", expires_in=60)
-    lifecycle.share_claim(share_token=created["consumed"].share_token, open_bytes=False)
+    claims.share_claim(share_token=created["consumed"].share_token, open_bytes=False)
     lifecycle.share_revoke(share_id=created["revoked"].share.pk)
     moderation.share_quarantine(share_id=created["quarantined"].share.pk)
     assert lifecycle.share_purge(share_id=created["purged"].share.pk)

@@ -16,7 +16,7 @@ from apps.shares.exceptions import (
     WrongPassword,
 )
 from apps.shares.models import Share
-from apps.shares.services import lifecycle, maintenance, moderation
+from apps.shares.services import claims, lifecycle, maintenance, moderation
 from apps.shares.tokens import share_token_for, token_hash
 from tests.support.shares import end_share, stored_files
 
@@ -80,34 +80,34 @@ def test_password_is_stored_as_an_argon2_hash(make_share):
 def test_claim_counts_and_the_last_one_marks_the_share_consumed(make_share):
     created = make_share(max_downloads=2)
 
-    first = lifecycle.share_claim(share_token=created.share_token, open_bytes=False).share
+    first = claims.share_claim(share_token=created.share_token, open_bytes=False).share
     assert (first.downloads, first.consumed_at, first.status) == (1, None, "active")
 
-    second = lifecycle.share_claim(share_token=created.share_token, open_bytes=False).share
+    second = claims.share_claim(share_token=created.share_token, open_bytes=False).share
     assert second.downloads == 2
     assert second.consumed_at is not None
     assert second.status == "consumed"
 
     with pytest.raises(ShareGone):
-        lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+        claims.share_claim(share_token=created.share_token, open_bytes=False)
     assert Share.objects.get().downloads == 2
 
 
 def test_claim_with_an_unknown_token_is_not_found(db):
     with pytest.raises(ShareNotFound):
-        lifecycle.share_claim(share_token="A" * 22, open_bytes=False)
+        claims.share_claim(share_token="A" * 22, open_bytes=False)
 
 
 def test_missing_or_wrong_password_consumes_nothing(make_share):
     created = make_share(password="s3cret")
 
     with pytest.raises(PasswordRequired):
-        lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+        claims.share_claim(share_token=created.share_token, open_bytes=False)
     with pytest.raises(WrongPassword):
-        lifecycle.share_claim(share_token=created.share_token, password="guess", open_bytes=False)
+        claims.share_claim(share_token=created.share_token, password="guess", open_bytes=False)
     assert Share.objects.get().downloads == 0
 
-    claimed = lifecycle.share_claim(
+    claimed = claims.share_claim(
         share_token=created.share_token, password="s3cret", open_bytes=False
     )
     assert claimed.share.downloads == 1
@@ -120,7 +120,7 @@ def test_expired_share_is_gone_before_any_cleanup_runs(make_share):
         with pytest.raises(ShareGone):
             selectors.share_get(share_token=created.share_token)
         with pytest.raises(ShareGone):
-            lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+            claims.share_claim(share_token=created.share_token, open_bytes=False)
         assert Share.objects.expired().count() == 1
         assert Share.objects.active().count() == 0
     assert Share.objects.get().downloads == 0
@@ -135,7 +135,7 @@ def test_revoke_ends_the_share_and_deletes_its_bytes(make_share, media_root):
     assert share.purged_at is not None
     assert stored_files(media_root) == []
     with pytest.raises(ShareGone):
-        lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+        claims.share_claim(share_token=created.share_token, open_bytes=False)
     # Revoking again changes nothing and does not fail.
     assert lifecycle.share_revoke(share_id=created.share.pk).revoked_at == share.revoked_at
 
@@ -169,7 +169,7 @@ def test_the_purge_job_keeps_a_claimed_file_for_its_download_session_then_delete
     # The one who claimed it may resume until the window closes (or every byte was served).
     settings.DOWNLOAD_SESSION_TTL = 600
     created = make_share()
-    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+    claims.share_claim(share_token=created.share_token, open_bytes=False)
 
     assert maintenance.shares_purge().shares == 0
     with time_machine.travel(timezone.now() + timedelta(seconds=599)):
@@ -198,7 +198,7 @@ def test_the_purge_job_gives_a_last_download_without_a_session_its_grace(make_sh
 def test_claim_opens_the_bytes_before_it_counts_the_download(make_share, media_root):
     created = make_share(content=b"payload")
 
-    claimed = lifecycle.share_claim(share_token=created.share_token)
+    claimed = claims.share_claim(share_token=created.share_token)
     try:
         assert claimed.stream.read() == b"payload"
     finally:
@@ -208,7 +208,7 @@ def test_claim_opens_the_bytes_before_it_counts_the_download(make_share, media_r
     again = make_share(content=b"gone", name="gone.txt", max_downloads=2)
     (media_root / again.share.storage_name).unlink()
     with pytest.raises(ShareGone):
-        lifecycle.share_claim(share_token=again.share_token)
+        claims.share_claim(share_token=again.share_token)
     assert Share.objects.get(pk=again.share.pk).downloads == 0
 
 

@@ -37,7 +37,7 @@ from storages.backends.s3 import S3Storage
 
 from apps.shares.downloads import claim_and_stream
 from apps.shares.models import Share, ShareEvent
-from apps.shares.services import lifecycle, maintenance
+from apps.shares.services import claims, maintenance
 from tests.support.shares import page_download
 
 pytestmark = pytest.mark.django_db
@@ -359,7 +359,7 @@ def test_shares_purge_deletes_objects_of_ended_shares_and_keeps_active_ones(
     consumed = make_share(b"downloaded once")
     with time_machine.travel(timezone.now() - timedelta(seconds=settings.DOWNLOAD_SESSION_TTL)):
         # Claimed a download session's window ago: the window has closed.
-        lifecycle.share_claim(share_token=consumed.share_token, open_bytes=False)
+        claims.share_claim(share_token=consumed.share_token, open_bytes=False)
     expired = make_share(b"too late").share
     Share.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # Revoked, but its bytes were not deleted then (storage was down, say).

@@ -31,7 +31,7 @@ from django.db import transaction
 import core.celery
 from apps.shares import tasks
 from apps.shares.models import JobRun, Share, ShareEvent
-from apps.shares.services import lifecycle
+from apps.shares.services import claims
 from core.celery import enqueue_on_commit
 from tests.support.processes import wait_until
 from tests.support.shares import end_share
@@ -185,7 +185,7 @@ def test_last_claim_has_the_worker_purge_the_bytes_after_the_countdown_without_a
     settings.DOWNLOAD_SESSION_TTL = 1
     created = make_share(b"one time only", max_downloads=1)
 
-    lifecycle.share_claim(share_token=created.share_token, open_bytes=False)
+    claims.share_claim(share_token=created.share_token, open_bytes=False)
 
     wait_until("the claimed share purged", lambda: is_purged(created.share, media_root), DEADLINE)
     assert created.share.status == Share.Status.CONSUMED
