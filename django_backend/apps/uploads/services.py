@@ -13,9 +13,7 @@ dies (kill -9, a lost machine) leaves its lease to run out after LEASE_SECONDS, 
 upload is never locked for longer than that. A second request meanwhile gets 409.
 """
 
-import base64
 import contextlib
-import hashlib
 import logging
 import secrets
 import time
@@ -27,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from apps.shares.clients import SYSTEM, Actor
@@ -49,6 +47,7 @@ from .exceptions import (
 )
 from .models import Upload, UploadPart
 from .protocol import Checksum, ShareOptions
+from .sealing import seal, unseal
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ def upload_status(*, upload_id: str, actor: Actor = SYSTEM) -> UploadStatus:
     share = Share.objects.filter(pk=upload.share_id).first()
     if not taken or share is None:
         return UploadStatus(upload=upload)
-    manage_token = _unseal(sealed, upload_id)
+    manage_token = unseal(sealed, upload_id)
     created = lifecycle.CreatedShare(
         share=share,
         share_token=share_token_for(manage_token),
@@ -205,7 +204,7 @@ def upload_status(*, upload_id: str, actor: Actor = SYSTEM) -> UploadStatus:
 # --- the lease ---------------------------------------------------------------------------
 
 
-def _lease_take(upload: Upload, *, now: datetime | None = None, expired: bool = False) -> str:
+def lease_take(upload: Upload, *, now: datetime | None = None, expired: bool = False) -> str:
     """Take the upload's lease, or raise UploadConflict while another request holds it.
 
     `expired` False: for a request, on a live session; True: for the expiry job, on an
@@ -227,7 +226,7 @@ def _lease_take(upload: Upload, *, now: datetime | None = None, expired: bool = 
     return lease
 
 
-def _lease_release(upload: Upload, lease: str) -> None:
+def lease_release(upload: Upload, lease: str) -> None:
     Upload.objects.filter(pk=upload.pk, lease_token=lease).update(lease_token="", lease_until=None)
 
 
@@ -298,7 +297,7 @@ def upload_write(
     _check_offset(upload, offset)
     if declared_length is not None and offset + declared_length > upload.length:
         raise _passes_length(upload)
-    lease = _lease_take(upload)
+    lease = lease_take(upload)
     try:
         upload.refresh_from_db()
         if upload.completed_at is not None:
@@ -316,7 +315,7 @@ def upload_write(
         created = _complete(upload, lease, upload_id=upload_id, sha256=sha256, actor=actor)
         return WriteResult(upload=upload, created=created)
     finally:
-        _lease_release(upload, lease)
+        lease_release(upload, lease)
 
 
 def _check_offset(upload: Upload, offset: int) -> None:
@@ -419,7 +418,7 @@ def _complete(
         ).update(
             completed_at=now,
             share_id=created.share.pk,
-            sealed_manage_token=_seal(created.manage_token, upload_id),
+            sealed_manage_token=seal(created.manage_token, upload_id),
             password="",
             tail_size=0,
             expires_at=now + timedelta(seconds=settings.UPLOAD_SESSION_TTL),
@@ -432,24 +431,6 @@ def _complete(
     return created
 
 
-def _keystream(upload_id: str, length: int) -> bytes:
-    return hashlib.shake_256(b"onetimeshare:upload-seal:" + upload_id.encode()).digest(length)
-
-
-def _seal(manage_token: str, upload_id: str) -> str:
-    """The manage token encrypted with a key stream derived from the upload id, which the
-    database does not hold (only its hash): a stolen database gives no link."""
-    data = manage_token.encode()
-    sealed = bytes(a ^ b for a, b in zip(data, _keystream(upload_id, len(data)), strict=True))
-    return base64.urlsafe_b64encode(sealed).decode()
-
-
-def _unseal(sealed: str, upload_id: str) -> str:
-    data = base64.urlsafe_b64decode(sealed)
-    plain = bytes(a ^ b for a, b in zip(data, _keystream(upload_id, len(data)), strict=True))
-    return plain.decode()
-
-
 # --- terminate and expire ----------------------------------------------------------------
 
 
@@ -457,93 +438,12 @@ def upload_terminate(*, upload_id: str) -> None:
     """DELETE: remove an upload and its staged bytes (409 while a request writes to it). A
     completed upload is forgotten; its share lives on, ended only through its manage link."""
     upload = upload_get(upload_id=upload_id)
-    lease = _lease_take(upload)
+    lease = lease_take(upload)
     try:
         if upload.completed_at is None and not staging.remove(upload):
             raise StorageUnavailable()
     except BaseException:
-        _lease_release(upload, lease)
+        lease_release(upload, lease)
         raise
     Upload.objects.filter(pk=upload.pk, lease_token=lease).delete()
     logger.info("Upload %s terminated.", upload.pk)
-
-
-# Uploads the expiry job takes in one run (it runs every PURGE_INTERVAL seconds).
-EXPIRE_BATCH_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class ExpireResult:
-    uploads: int
-    bytes: int
-    rows_deleted: int
-    orphans: int
-
-
-def uploads_expire(*, dry_run: bool = False) -> ExpireResult:
-    """Remove the staged bytes of every upload left alone for UPLOAD_SESSION_TTL (local
-    files, S3 multipart uploads and staging objects) and forget the links of completed
-    ones nobody fetched. Rows stay one more TTL, answering 410, then go. Staged bytes that
-    no row names (a crash between making room and saving the row) go too.
-
-    Each upload is taken with the same lease as a request, on an expired session only, so
-    the job never removes bytes a request is writing, and concurrent runs share the work.
-    """
-    now = timezone.now()
-    uploads = total_bytes = 0
-    # A list, not a cursor: each upload is committed on its own (see shares' _ids_and_sizes);
-    # a backlog larger than a batch is the next run's.
-    for upload in list(Upload.objects.expired(now).order_by("pk")[:EXPIRE_BATCH_SIZE]):
-        if dry_run:
-            uploads += 1
-            total_bytes += 0 if upload.completed_at else upload.offset
-            continue
-        try:
-            lease = _lease_take(upload, now=now, expired=True)
-        except UploadConflict:
-            continue
-        removed = upload.completed_at is not None or staging.remove(upload)
-        if not removed:
-            _lease_release(upload, lease)
-            continue
-        with transaction.atomic():
-            Upload.objects.filter(pk=upload.pk, lease_token=lease).update(
-                purged_at=now,
-                sealed_manage_token="",
-                password="",
-                lease_token="",
-                lease_until=None,
-            )
-            UploadPart.objects.filter(upload=upload).delete()
-        uploads += 1
-        total_bytes += 0 if upload.completed_at else upload.offset
-        logger.info("Upload %s expired; its staged bytes were removed.", upload.pk)
-    past = Upload.objects.filter(purged_at__lt=now - timedelta(seconds=settings.UPLOAD_SESSION_TTL))
-    rows_deleted = past.count() if dry_run else past.delete()[1].get("uploads.Upload", 0)
-    orphans = 0
-    if not dry_run:
-        live = Upload.objects.filter(purged_at__isnull=True)
-        orphans = staging.remove_orphans(
-            known_staging=set(live.values_list("staging_name", flat=True)),
-            known_s3_uploads=set(live.values_list("s3_upload_id", flat=True)) - {""},
-            older_than=now - timedelta(seconds=settings.UPLOAD_SESSION_TTL),
-        )
-    return ExpireResult(
-        uploads=uploads, bytes=total_bytes, rows_deleted=rows_deleted, orphans=orphans
-    )
-
-
-def uploads_stats() -> dict:
-    """Counts by state, bytes staged by unfinished uploads, the oldest unfinished one."""
-    now = timezone.now()
-    condition = Upload.objects.condition
-    stats = Upload.objects.aggregate(
-        **{state.value: Count("pk", filter=condition(state, now)) for state in Upload.State},
-        total=Count("pk"),
-        bytes_staged=Sum("offset", filter=condition(Upload.State.UPLOADING, now)),
-        oldest_uploading_created_at=Min(
-            "created_at", filter=condition(Upload.State.UPLOADING, now)
-        ),
-    )
-    stats["bytes_staged"] = stats["bytes_staged"] or 0
-    return stats

@@ -150,7 +150,7 @@ def test_the_lease_of_a_request_that_died_runs_out(media_root):
     now = timezone.now()
     with time_machine.travel(now, tick=False):
         # A request took the upload and died (kill -9) without a word.
-        dead_lease = services._lease_take(upload)
+        dead_lease = services.lease_take(upload)
         assert_api_error(patch(client, path, 0, HALF), 409, "conflict")
     with time_machine.travel(now + timedelta(seconds=services.LEASE_SECONDS + 1), tick=False):
         response = patch(client, path, 0, HALF)

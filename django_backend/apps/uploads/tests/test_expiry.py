@@ -19,7 +19,7 @@ from django.core.management import call_command
 
 from apps.common.logging import redact
 from apps.shares.models import Share
-from apps.uploads import services, tasks
+from apps.uploads import maintenance, services, tasks
 from apps.uploads.models import Upload
 
 from .tus import created_path, head, patch, upload_of
@@ -54,19 +54,19 @@ def test_an_abandoned_upload_expires_and_the_job_removes_its_bytes(client, media
         path = created_path(client, len(CONTENT))
         patch(client, path, 0, CONTENT[:4000])
     with at(TTL - 1):
-        assert services.uploads_expire().uploads == 0
+        assert maintenance.uploads_expire().uploads == 0
         assert len(staged(media_root)) == 1
     with at(TTL):
-        result = services.uploads_expire()
+        result = maintenance.uploads_expire()
 
         assert (result.uploads, result.bytes) == (1, 4000)
         assert staged(media_root) == []
         assert upload_of(path).state == Upload.State.ENDED
         assert head(client, path).status_code == 410
         # Nothing left to do on the next run.
-        assert services.uploads_expire().uploads == 0
+        assert maintenance.uploads_expire().uploads == 0
     with at(2 * TTL + 1):
-        assert services.uploads_expire().rows_deleted == 1
+        assert maintenance.uploads_expire().rows_deleted == 1
         assert head(client, path).status_code == 404
 
 
@@ -76,7 +76,7 @@ def test_an_upload_in_use_does_not_expire(client, media_root):
     with at(TTL - 10):
         patch(client, path, 0, CONTENT[:10])
     with at(TTL + 10):
-        assert services.uploads_expire().uploads == 0
+        assert maintenance.uploads_expire().uploads == 0
         assert patch(client, path, 10, CONTENT[10:20]).status_code == 204
 
 
@@ -84,12 +84,12 @@ def test_the_job_waits_for_the_lease_of_a_request_still_writing(client, media_ro
     with at(0):
         path = created_path(client, len(CONTENT))
     with at(TTL - 2):
-        lease = services._lease_take(upload_of(path))
+        lease = services.lease_take(upload_of(path))
     with at(TTL + 1):  # expired, but the lease still runs
-        assert services.uploads_expire().uploads == 0
+        assert maintenance.uploads_expire().uploads == 0
         assert len(staged(media_root)) == 1
     with at(TTL - 2 + services.LEASE_SECONDS):
-        assert services.uploads_expire().uploads == 1
+        assert maintenance.uploads_expire().uploads == 1
         assert staged(media_root) == []
     assert lease  # the request that held it is gone
 
@@ -99,7 +99,7 @@ def test_a_completed_upload_forgets_its_links_when_its_session_ends(client, medi
         path = created_path(client, 10)
         patch(client, path, 0, b"0123456789")
     with at(TTL):
-        result = services.uploads_expire()
+        result = maintenance.uploads_expire()
 
         assert (result.uploads, result.bytes) == (1, 0)
         assert upload_of(path).sealed_manage_token == ""
@@ -119,7 +119,7 @@ def test_staged_files_no_upload_names_are_removed_once_old(client, media_root):
         os.utime(orphan, (stamp, stamp))
 
     with at(1):
-        assert services.uploads_expire().orphans == 1
+        assert maintenance.uploads_expire().orphans == 1
 
     assert not old_orphan.exists()
     assert new_orphan.exists()
@@ -131,7 +131,7 @@ def test_dry_run_changes_nothing(client, media_root):
         path = created_path(client, len(CONTENT))
         patch(client, path, 0, CONTENT[:300])
     with at(TTL):
-        result = services.uploads_expire(dry_run=True)
+        result = maintenance.uploads_expire(dry_run=True)
 
     assert (result.uploads, result.bytes) == (1, 300)
     assert len(staged(media_root)) == 1

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.shares.models import Share
 from apps.shares.tests.test_storage_s3 import Bucket
-from apps.uploads import services
+from apps.uploads import maintenance
 from apps.uploads.models import Upload
 from tests.support.api import assert_api_error
 
@@ -147,7 +147,7 @@ def test_an_expired_upload_is_aborted_by_the_job(client, bucket, settings):
     send(client, path, content, [6 * MIB])
 
     with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1)):
-        result = services.uploads_expire()
+        result = maintenance.uploads_expire()
 
     assert (result.uploads, result.bytes) == (1, 6 * MIB)
     assert multipart_uploads(bucket) == []
@@ -162,7 +162,7 @@ def test_multipart_uploads_no_upload_names_are_aborted_once_old(client, bucket, 
     staging_orphan = "uploads-staging/" + "b" * 32
     bucket.put(staging_orphan, b"left by a crash")
 
-    services.uploads_expire()
+    maintenance.uploads_expire()
     # Too young to be taken for an orphan. (moto reports every multipart upload as begun in
     # 2010, so the same cannot be shown of the multipart upload.)
     assert bucket.object_keys() == [staging_orphan]
@@ -171,7 +171,7 @@ def test_multipart_uploads_no_upload_names_are_aborted_once_old(client, bucket, 
         Upload.objects.filter(pk=upload_of(path).pk).update(
             expires_at=timezone.now() + timedelta(hours=1)
         )
-        services.uploads_expire()
+        maintenance.uploads_expire()
 
     [left] = multipart_uploads(bucket)
     assert left["UploadId"] == upload_of(path).s3_upload_id

@@ -6,7 +6,7 @@ The same service as the periodic Celery task; safe to run while the service runs
 from django.core.management.base import BaseCommand, CommandParser
 from django.template.defaultfilters import filesizeformat
 
-from apps.uploads import services
+from apps.uploads import maintenance
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run: bool, verbosity: int, **options) -> None:
-        result = services.uploads_expire(dry_run=dry_run)
+        result = maintenance.uploads_expire(dry_run=dry_run)
         if verbosity >= 1:
             verb = "Would remove" if dry_run else "Removed"
             self.stdout.write(

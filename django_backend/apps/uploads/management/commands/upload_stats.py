@@ -9,7 +9,7 @@ import json
 from django.core.management.base import BaseCommand, CommandParser
 from django.template.defaultfilters import filesizeformat
 
-from apps.uploads import services
+from apps.uploads import maintenance
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, as_json: bool, verbosity: int, **options) -> None:
-        stats = services.uploads_stats()
+        stats = maintenance.uploads_stats()
         oldest = stats["oldest_uploading_created_at"]
         if as_json:
             stats["oldest_uploading_created_at"] = (
