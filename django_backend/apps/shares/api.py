@@ -6,11 +6,10 @@ framework's, leaves as `{"error": {"code": ..., "message": ...}}`.
 """
 
 import json
-from datetime import datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from ninja import File, Form, NinjaAPI, Path, Schema, Status, UploadedFile
+from ninja import File, Form, NinjaAPI, Path, Status, UploadedFile
 from ninja.errors import HttpError, ValidationError
 from ninja.renderers import JSONRenderer
 
@@ -24,10 +23,9 @@ from .clients import actor_from_request
 from .downloads import claim_and_stream
 from .exceptions import InvalidShareOption
 from .filenames import clean_filename
-from .links import absolute_url, manage_url, share_url
-from .models import Share
+from .links import absolute_url
+from .schemas import ERRORS, ErrorOut, ShareMetaOut, ShareOut, SharePageOut, share_out
 from .services import lifecycle
-from .tokens import share_token_for
 from .uploads import refuse_empty, spool_request_body
 
 
@@ -134,104 +132,11 @@ def _set_parameter_rules(operation: dict, rules: dict[str, dict]) -> None:
             parameter["schema"].pop("anyOf", None)  # "or null": not a value a query can send
 
 
-class ErrorDetail(Schema):
-    code: str
-    message: str
-
-
-class ErrorOut(Schema):
-    error: ErrorDetail
-
-
-class ShareMetaOut(Schema):
-    """What a recipient may see before downloading."""
-
-    name: str
-    size: int
-    sha256: str
-    content_type: str
-    expires_at: datetime
-    downloads_remaining: int
-    password_required: bool
-
-
-class ShareOut(ShareMetaOut):
-    """The sender's view of a share, with both links."""
-
-    token: str
-    url: str
-    manage_token: str
-    manage_url: str
-    max_downloads: int
-    downloads: int
-    status: str
-    created_at: datetime
-    consumed_at: datetime | None
-    revoked_at: datetime | None
-
-
-class OwnedShareOut(Schema):
-    """One of the caller's shares. Its links cannot be shown again: only hashes are kept."""
-
-    name: str
-    size: int
-    sha256: str
-    content_type: str
-    created_at: datetime
-    expires_at: datetime
-    max_downloads: int
-    downloads: int
-    downloads_remaining: int
-    password_required: bool
-    status: str
-    consumed_at: datetime | None
-    revoked_at: datetime | None
-
-
-class SharePageOut(Schema):
-    shares: list[OwnedShareOut]
-    next: str | None
-
-
 def _uploader(request: HttpRequest):
     owner = request_user(request)
     if owner is None and not settings.ALLOW_ANONYMOUS_UPLOADS:
         raise NotAuthenticated("Uploads need an account: send Authorization: Bearer <token>.")
     return owner
-
-
-ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    410: ErrorOut,
-    429: ErrorOut,
-    503: ErrorOut,
-}
-
-
-def _share_out(request: HttpRequest, share: Share, manage_token: str) -> dict:
-    share_token = share_token_for(manage_token)
-    return {
-        "token": share_token,
-        "url": share_url(request, share_token),
-        "manage_token": manage_token,
-        "manage_url": manage_url(request, manage_token),
-        "name": share.name,
-        "size": share.size,
-        "sha256": share.sha256,
-        "content_type": share.content_type,
-        "created_at": share.created_at,
-        "expires_at": share.expires_at,
-        "max_downloads": share.max_downloads,
-        "downloads": share.downloads,
-        "downloads_remaining": share.downloads_remaining,
-        "password_required": share.password_required,
-        "status": share.status,
-        "consumed_at": share.consumed_at,
-        "revoked_at": share.revoked_at,
-    }
 
 
 @api.exception_handler(ServiceError)
@@ -281,7 +186,7 @@ def create_share(
         owner=owner,
         via="api",
     )
-    return Status(201, _share_out(request, created.share, created.manage_token))
+    return Status(201, share_out(request, created.share, created.manage_token))
 
 
 @api.put(
@@ -333,7 +238,7 @@ def put_share(
         )
     finally:
         file.close()
-    return Status(201, _share_out(request, created.share, created.manage_token))
+    return Status(201, share_out(request, created.share, created.manage_token))
 
 
 # `curl -T - URL/api/v1/shares/` (from a pipe) and a hand-written PUT have no file name to
@@ -444,7 +349,7 @@ def download_share(request: HttpRequest, token: str):
 @api.get("/manage/{manage_token}", response={200: ShareOut, **ERRORS}, summary="Sender's view")
 def get_managed_share(request: HttpRequest, manage_token: str):
     share = selectors.share_get_for_manage(manage_token=manage_token)
-    return _share_out(request, share, manage_token)
+    return share_out(request, share, manage_token)
 
 
 @api.delete("/manage/{manage_token}", response={204: None, **ERRORS}, summary="Revoke and purge")

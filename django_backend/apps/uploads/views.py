@@ -28,10 +28,10 @@ from apps.common.errors import (
     service_error_response,
 )
 from apps.common.exceptions import NotAuthenticated, ServiceError
-from apps.shares.api import ShareOut, _share_out
 from apps.shares.clients import actor_from_request
 from apps.shares.exceptions import TooLarge
 from apps.shares.links import absolute_url
+from apps.shares.schemas import ShareOut, share_out
 
 from . import protocol, services
 from .exceptions import InvalidUploadHeader, UnsupportedVersion
@@ -251,7 +251,7 @@ def _completed_response(
 
 def _share_object(request: HttpRequest, created) -> dict:
     # The same object, through the same schema, as POST /api/v1/shares answers.
-    share = ShareOut.model_validate(_share_out(request, created.share, created.manage_token))
+    share = ShareOut.model_validate(share_out(request, created.share, created.manage_token))
     return share.model_dump()
 
 
