@@ -1,230 +1,26 @@
-"""Where the bytes of an unfinished upload wait, on local disk or in S3.
-
-- Local: one staging file under MEDIA_ROOT/uploads-staging/ (beside shares/, on the same
-  filesystem, outside the prefix the reconciler scans). Each PATCH writes at the offsets it
-  was given; completion renames the file to the share's storage name: no copy.
-- S3: a multipart upload created at creation for the share's final key. Parts are whole
-  `part_size` pieces (S3 wants at least 5 MiB but for the last); what a PATCH leaves over,
-  less than a part, waits in a staging object under uploads-staging/ until the next PATCH
-  takes it back. Completion is CompleteMultipartUpload with the parts the database recorded;
-  an abandoned upload is aborted.
-
-The database is the truth about how many bytes count: a writer starts from `upload.offset`
-and throws away whatever a request that died had written past it. Nothing here touches the
-database; the services record the `Progress` a writer reports.
-"""
+"""Staging on S3: a multipart upload for the final key, and a staging object for the tail."""
 
 import contextlib
-import hashlib
-import logging
 import os
-import stat
 import tempfile
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from django.conf import settings
-from django.core.files.move import file_move_safe
 from django.core.files.storage import default_storage
 
 from apps.shares import storage as share_storage
 from apps.shares.exceptions import StorageUnavailable
 
-from .exceptions import UploadBytesLost, UploadGone
-from .models import Upload
-
-logger = logging.getLogger(__name__)
-
-STAGING_PREFIX = "uploads-staging/"
-HASH_CHUNK = 1024 * 1024
-MIB = 1024**2
-S3_MIN_PART_SIZE = 5 * MIB
-S3_MAX_PARTS = 10_000
-
-
-@dataclass
-class Progress:
-    """What a writer made durable, for the database to record: the new offset, and on S3
-    the parts uploaded since the last report and the bytes waiting in the staging object."""
-
-    offset: int
-    tail_size: int = 0
-    parts: list[tuple[int, str, int]] = field(default_factory=list)  # (number, ETag, size)
-
-
-def is_s3() -> bool:
-    return hasattr(default_storage, "bucket_name")
-
-
-def backend_for_new_upload() -> str:
-    return Upload.Backend.S3 if is_s3() else Upload.Backend.LOCAL
-
-
-def part_size_for(length: int) -> int:
-    """AWS_S3_MULTIPART_SIZE, grown (by whole MiB) when the file would need more than the
-    10,000 parts S3 allows."""
-    configured = getattr(settings, "AWS_S3_MULTIPART_SIZE", 8 * MIB)
-    needed = -(-length // S3_MAX_PARTS)
-    needed = -(-needed // MIB) * MIB
-    return max(configured, S3_MIN_PART_SIZE, needed)
-
-
-def new_staging_name() -> str:
-    return share_storage.new_name().replace(share_storage.STORAGE_PREFIX, STAGING_PREFIX, 1)
-
-
-def create(upload: Upload) -> None:
-    """Make room for the upload's bytes (before its row is saved: fills s3_upload_id)."""
-    if upload.backend == Upload.Backend.S3:
-        _S3.create(upload)
-    else:
-        _Local.create(upload)
-
-
-def open_writer(upload: Upload) -> "LocalWriter | S3Writer":
-    """A writer continuing at `upload.offset`. UploadGone if the bytes it had are lost."""
-    if upload.backend == Upload.Backend.S3:
-        return S3Writer(upload)
-    return LocalWriter(upload)
-
-
-def finalize(upload: Upload) -> None:
-    """Put the whole file at `upload.storage_name`. Idempotent: a completion that died after
-    this step finds the file there."""
-    if upload.backend == Upload.Backend.S3:
-        _S3.complete(upload)
-    else:
-        _Local.finalize(upload)
-
-
-def remove(upload: Upload) -> bool:
-    """Delete what an unfinished upload staged; whether that worked (gone already is fine)."""
-    try:
-        if upload.backend == Upload.Backend.S3:
-            _S3.abort(upload)
-        else:
-            Path(default_storage.path(upload.staging_name)).unlink(missing_ok=True)
-    except Exception as exc:  # any storage failure: the expiry job tries again
-        logger.warning("Could not remove the staged bytes of upload %s: %s", upload.pk, exc)
-        return False
-    return True
-
-
-def sha256_of_stored(storage_name: str) -> str:
-    """SHA-256 of a stored file, read once in chunks: memory stays flat."""
-    hasher = hashlib.sha256()
-    with share_storage.open_bytes(storage_name) as stored:
-        while chunk := stored.read(HASH_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-# --- local disk --------------------------------------------------------------------------
-
-
-class _Local:
-    @staticmethod
-    def create(upload: Upload) -> None:
-        path = Path(default_storage.path(upload.staging_name))
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except OSError as exc:
-            logger.error("Could not create the staging file %s: %s", path, exc)
-            raise StorageUnavailable() from exc
-        os.close(descriptor)
-
-    @staticmethod
-    def finalize(upload: Upload) -> None:
-        staged = Path(default_storage.path(upload.staging_name))
-        stored = Path(default_storage.path(upload.storage_name))
-        if not staged.exists():
-            if stored.exists():
-                return  # moved by a completion that died before it was recorded
-            raise UploadBytesLost()
-        try:
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            # A rename on the media filesystem; file_move_safe copies only if MEDIA_ROOT
-            # spans filesystems.
-            file_move_safe(str(staged), str(stored))
-            # The reconciler spares a file with no row for RECONCILE_GRACE_SECONDS after its
-            # last change; a rename keeps the time of the last PATCH, maybe hours ago.
-            os.utime(stored)
-        except OSError as exc:
-            logger.error("Could not move upload %s into storage: %s", upload.pk, exc)
-            raise StorageUnavailable() from exc
-
-
-class LocalWriter:
-    """Writes a PATCH's bytes into the staging file at their offsets.
-
-    Writing at explicit offsets (pwrite), not appending: a request that outlived its lease
-    can only write the bytes the file has at those offsets anyway (a client resends the same
-    file), never shift or interleave them.
-    """
-
-    def __init__(self, upload: Upload) -> None:
-        path = default_storage.path(upload.staging_name)
-        try:
-            self._fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            raise UploadBytesLost() from None
-        except OSError as exc:
-            raise StorageUnavailable() from exc
-        size = os.fstat(self._fd).st_size
-        if size < upload.offset:
-            os.close(self._fd)
-            logger.error("Upload %s: %s bytes staged, %s recorded.", upload.pk, size, upload.offset)
-            raise UploadBytesLost()
-        if size > upload.offset:
-            # Written by a request that died before it recorded them: they do not count.
-            os.ftruncate(self._fd, upload.offset)
-        self.position = self._recorded = upload.offset
-
-    def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        try:
-            while view:
-                written = os.pwrite(self._fd, view, self.position)
-                self.position += written
-                view = view[written:]
-        except OSError as exc:
-            logger.error("Could not write to a staging file: %s", exc)
-            raise StorageUnavailable() from exc
-
-    def checkpoint(self) -> Progress | None:
-        """Make what was written durable; None when nothing is new."""
-        if self.position == self._recorded:
-            return None
-        return self.finish(final=False)
-
-    def finish(self, *, final: bool) -> Progress:
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise StorageUnavailable() from exc
-        self._recorded = self.position
-        return Progress(offset=self.position)
-
-    def discard(self) -> None:
-        """Forget what was written since the last report (the chunk failed its checksum)."""
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, self._recorded)
-        self.position = self._recorded
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-# --- S3 ----------------------------------------------------------------------------------
+from ..exceptions import UploadBytesLost, UploadGone
+from ..models import Upload
+from .common import HASH_CHUNK, STAGING_PREFIX, Progress, logger
 
 
 def _s3_error_code(exc: BaseException) -> str:
     return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
 
 
-class _S3:
+class S3Staging:
     @staticmethod
     def client():
         return default_storage.connection.meta.client
@@ -332,7 +128,7 @@ class S3Writer:
 
     def __init__(self, upload: Upload) -> None:
         self._upload = upload
-        self._client = _S3.client()
+        self._client = S3Staging.client()
         self._part_size = upload.part_size
         recorded = list(upload.parts.values_list("number", "size"))
         self._next_number = len(recorded) + 1
@@ -355,7 +151,7 @@ class S3Writer:
         try:
             body = self._client.get_object(
                 Bucket=default_storage.bucket_name,
-                Key=_S3.key(self._upload.staging_name),
+                Key=S3Staging.key(self._upload.staging_name),
                 # Only what was recorded: a request that died may have written more.
                 Range=f"bytes=0-{size - 1}",
             )["Body"]
@@ -385,7 +181,7 @@ class S3Writer:
         try:
             response = self._client.upload_part(
                 Bucket=default_storage.bucket_name,
-                Key=_S3.key(self._upload.storage_name),
+                Key=S3Staging.key(self._upload.storage_name),
                 UploadId=self._upload.s3_upload_id,
                 PartNumber=self._next_number,
                 Body=self._buffer,
@@ -429,7 +225,7 @@ class S3Writer:
         try:
             self._client.put_object(
                 Bucket=default_storage.bucket_name,
-                Key=_S3.key(self._upload.staging_name),
+                Key=S3Staging.key(self._upload.staging_name),
                 Body=self._buffer,
                 ContentLength=self._buffered,
             )
@@ -446,35 +242,3 @@ class S3Writer:
 
     def close(self) -> None:
         self._buffer.close()
-
-
-def remove_orphans(
-    *, known_staging: set[str], known_s3_uploads: set[str], older_than: datetime
-) -> int:
-    """Delete staged bytes that no upload row names, last touched before `older_than`: a
-    crash between making room for an upload and saving its row, or a row deleted by hand.
-    Local staging files; on S3, staging objects and multipart uploads of the share prefix.
-    Returns how many."""
-    if is_s3():
-        return _S3.remove_orphans(
-            known_staging=known_staging, known_uploads=known_s3_uploads, older_than=older_than
-        )
-    removed = 0
-    cutoff = older_than.timestamp()
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(default_storage.path(STAGING_PREFIX)):
-            if f"{STAGING_PREFIX}{entry.name}" in known_staging:
-                continue
-            try:
-                status = entry.stat(follow_symlinks=False)
-                if not stat.S_ISREG(status.st_mode) or status.st_mtime > cutoff:
-                    continue
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                logger.warning("Could not delete the orphan staging file %s: %s", entry.name, exc)
-                continue
-            logger.info("Deleted the orphan staging file %s.", entry.name)
-            removed += 1
-    return removed
