@@ -294,16 +294,21 @@ def test_a_download_cut_off_midway_resumes_in_chromium_with_a_range(
     assert resumed.range is not None
     offset = int(resumed.range.removeprefix("bytes=").removesuffix("-"))
     assert 0 < offset < len(content)
-    # The server saw a download break off, then the rest of it; the file is now gone.
-    wait_until(
-        "the bytes deleted once every byte was served",
-        lambda: not (server.media_root / storage_name).exists(),
-    )
-    kinds = [
-        kind
-        for (kind,) in server.query(
+
+    # The server saw a download break off, then the rest of it; the file is now gone (the
+    # bytes first, then the timeline's "purged").
+    def timeline() -> list[str]:
+        rows = server.query(
             "SELECT kind FROM shares_shareevent WHERE share_id = ? ORDER BY at, id", (share_id,)
         )
+        return [kind for (kind,) in rows]
+
+    wait_until("the timeline to say the bytes were deleted", lambda: "purged" in timeline())
+    assert timeline()[-4:] == [
+        "download_started",
+        "download_broken_off",
+        "download_completed",
+        "purged",
     ]
-    assert kinds[-4:] == ["download_started", "download_broken_off", "download_completed", "purged"]
+    assert not (server.media_root / storage_name).exists()
     assert server.query("SELECT downloads FROM shares_share WHERE id = ?", (share_id,)) == [(1,)]
