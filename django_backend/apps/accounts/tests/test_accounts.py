@@ -3,7 +3,6 @@
 import pytest
 import time_machine
 from django.contrib.auth.hashers import identify_hasher
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.test import Client
 
@@ -16,14 +15,6 @@ PASSWORD = "a long and unusual passphrase 42"
 @pytest.fixture
 def alice() -> User:
     return User.objects.create_user("Alice", password=PASSWORD)
-
-
-def bearer(key: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-
-def upload(client: Client, name: str = "f.txt", content: bytes = b"data", **extra):
-    return client.post("/api/v1/shares", {"file": SimpleUploadedFile(name, content)}, **extra)
 
 
 def test_sign_up_logs_in_and_hashes_the_password_with_argon2(client):
