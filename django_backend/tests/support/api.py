@@ -1,4 +1,4 @@
-"""Assertions on the JSON API's answers."""
+"""Assertions on the JSON API's answers, and the fields its share object has."""
 
 import json
 
@@ -17,3 +17,22 @@ def assert_api_error(response: HttpResponseBase, status: int, code: str) -> str:
     assert isinstance(message, str)
     assert message.strip()
     return message
+
+
+# The share object of POST /api/v1/shares (shared/design.md §4).
+SHARE_FIELDS = {
+    "token",
+    "url",
+    "manage_token",
+    "manage_url",
+    "name",
+    "size",
+    "sha256",
+    "content_type",
+    "expires_at",
+    "max_downloads",
+    "downloads",
+    "downloads_remaining",
+    "password_required",
+    "status",
+}

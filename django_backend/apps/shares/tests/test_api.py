@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponseBase
 from django.test import Client
 
-from tests.support.api import assert_api_error
+from tests.support.api import SHARE_FIELDS, assert_api_error
 from tests.support.shares import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -27,23 +27,6 @@ CONTENT = b"Quarterly numbers, do not forward.\n" * 40
 NOW = datetime(2030, 3, 1, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
 
-# §4: the share object returned on creation.
-SHARE_FIELDS = {
-    "token",
-    "url",
-    "manage_token",
-    "manage_url",
-    "name",
-    "size",
-    "sha256",
-    "content_type",
-    "expires_at",
-    "max_downloads",
-    "downloads",
-    "downloads_remaining",
-    "password_required",
-    "status",
-}
 # §4: the public metadata of GET /api/v1/shares/<token>.
 META_FIELDS = {
     "name",

@@ -19,7 +19,7 @@ from django.test import Client
 
 from apps.shares.models import Share
 from apps.uploads.models import Upload
-from tests.support.api import assert_api_error
+from tests.support.api import SHARE_FIELDS, assert_api_error
 
 from .tus import (
     CREATE_URL,
@@ -36,23 +36,6 @@ pytestmark = pytest.mark.django_db
 
 CONTENT = b"The minutes of the board meeting, first draft.\n" * 100
 NOW = datetime(2030, 3, 1, 12, 0, 0, tzinfo=UTC)
-# The share object of POST /api/v1/shares (shared/design.md §4).
-SHARE_FIELDS = {
-    "token",
-    "url",
-    "manage_token",
-    "manage_url",
-    "name",
-    "size",
-    "sha256",
-    "content_type",
-    "expires_at",
-    "max_downloads",
-    "downloads",
-    "downloads_remaining",
-    "password_required",
-    "status",
-}
 
 
 def staged_files(media_root: Path) -> list[Path]:
