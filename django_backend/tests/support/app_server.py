@@ -9,6 +9,7 @@ pytest.
 import os
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,9 @@ class AppServer:
         return socket.create_connection(("127.0.0.1", self.port), timeout=30)
 
 
-def start_app_server(processes: Processes, root: Path, **settings: str) -> AppServer:
+def start_app_server(
+    processes: Processes, root: Path, *, gunicorn_options: Sequence[str] = (), **settings: str
+) -> AppServer:
     media_root = root / "media"
     port = free_port()
     env = loopback_server_env(
@@ -82,7 +85,11 @@ def start_app_server(processes: Processes, root: Path, **settings: str) -> AppSe
         **settings,
     )
     spool_dir = Path(env["FILE_UPLOAD_TEMP_DIR"] or media_root / ".uploads")
-    command = gunicorn(port, workers=1, options=["--graceful-timeout", "2", "--no-control-socket"])
+    command = gunicorn(
+        port,
+        workers=1,
+        options=["--graceful-timeout", "2", "--no-control-socket", *gunicorn_options],
+    )
     process = processes.start(f"server-{port}", command, env=env)
     processes.wait_until(
         "the server to answer /health/",

@@ -14,13 +14,11 @@ import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.support.env import loopback_server_env
-from tests.support.processes import Processes, answers, free_port, gunicorn
+from tests.support.app_server import AppServer, start_app_server
+from tests.support.processes import Processes
 
 SIZE = 8 * 1024 * 1024
 # Far more than the kernel buffers between server and client (a few MiB on loopback), so a
@@ -28,38 +26,15 @@ SIZE = 8 * 1024 * 1024
 LARGE = 64 * 1024 * 1024
 
 
-@dataclass
-class Served:
-    port: int
-    database: Path
-    processes: Processes
-
-
 @pytest.fixture(scope="module", params=["sendfile", "no-sendfile"])
-def served(request, tmp_path_factory) -> Iterator[Served]:
+def served(request, tmp_path_factory) -> Iterator[AppServer]:
     root = tmp_path_factory.mktemp(f"served-{request.param}")
-    database = root / "db.sqlite3"
-    port = free_port()
-    env = loopback_server_env(
-        root,
-        DATABASE_URL=f"sqlite:///{database}",
-        MEDIA_ROOT=str(root / "media"),
-        CELERY_BROKER_URL="memory://localhost/",
-        RATE_LIMIT_DOWNLOADS="1000/h",
-        RATE_LIMIT_UPLOADS="1000/h",
-    )
-    options = ["--no-control-socket"]
-    if request.param == "no-sendfile":
-        options.append("--no-sendfile")
+    options = ["--no-sendfile"] if request.param == "no-sendfile" else []
     with Processes(root) as processes:
-        processes.start("gunicorn", gunicorn(port, options=options), env=env)
-        processes.wait_until(
-            "gunicorn to answer /health/", lambda: answers(f"http://127.0.0.1:{port}/health/"), 60
-        )
-        yield Served(port=port, database=database, processes=processes)
+        yield start_app_server(processes, root, gunicorn_options=options)
 
 
-def upload(served: Served, payload: bytes) -> dict:
+def upload(served: AppServer, payload: bytes) -> dict:
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
     connection.request("PUT", "/api/v1/shares/payload.bin", body=payload)
     response = connection.getresponse()
@@ -68,9 +43,9 @@ def upload(served: Served, payload: bytes) -> dict:
     return json.loads(body)
 
 
-def timeline(served: Served, share_token: str) -> list[str]:
+def timeline(served: AppServer, share_token: str) -> list[str]:
     token_hash = hashlib.sha256(share_token.encode()).hexdigest()
-    with sqlite3.connect(served.database) as database:
+    with sqlite3.connect(served.root / "db.sqlite3") as database:
         rows = database.execute(
             "SELECT e.kind FROM shares_shareevent e JOIN shares_share s ON s.id = e.share_id "
             "WHERE s.share_token_hash = ? ORDER BY e.at, e.id",
