@@ -107,9 +107,10 @@ def test_resumes_of_a_session_racing_new_claims_take_no_extra_download(make_shar
         barrier.wait(timeout=30)
         response = client.get(session_url, HTTP_RANGE="bytes=500-")
         body = b"".join(response.streaming_content) if response.streaming else b""
+        # Recorded, not asserted here: an assertion in a thread would fail nothing.
+        right_bytes = body == (b"0123456789" * 100)[500:]
         with lock:
-            outcomes.append(("resume", response.status_code))
-            assert response.status_code != 206 or body == (b"0123456789" * 100)[500:]
+            outcomes.append(("resume", response.status_code if right_bytes else -1))
         connections.close_all()
 
     def claim() -> None:
